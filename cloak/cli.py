@@ -1,0 +1,236 @@
+"""Command line: ``cloak predict|apply|train|data|sweep|plot|gui``. Turns argv into library calls."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from cloak import __version__
+from cloak.audio import AudioError
+from cloak.emodb import DatasetError
+from cloak.model import ModelError
+
+log = logging.getLogger("cloak")
+USER_ERRORS = (AudioError, DatasetError, ModelError, ValueError, OSError)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return name
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from cloak.audio import load_audio, to_model_rate
+    from cloak.emodb import EMOTIONS
+    from cloak.features import SAMPLE_RATE
+    from cloak.model import load_recognizer
+
+    device = _device(args.device)
+    model = load_recognizer(args.model, device)
+    failed = 0
+    if not args.json:
+        print(f"{'file':<32} {'emotion':<10} " + " ".join(f"{e[:7]:>7}" for e in EMOTIONS))
+    for f in args.files:
+        try:
+            data, info = load_audio(f)
+            wave = torch.from_numpy(to_model_rate(data, info.samplerate, SAMPLE_RATE))[None].to(device)
+            with torch.no_grad():
+                probs = torch.softmax(model(wave), -1)[0].cpu().numpy()
+        except USER_ERRORS as e:
+            print(f"cloak: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        emotion = EMOTIONS[int(np.argmax(probs))]
+        if args.json:
+            print(json.dumps({"file": str(f), "emotion": emotion,
+                              "probabilities": {e: round(float(p), 6) for e, p in zip(EMOTIONS, probs)}}))
+        else:
+            name = str(f) if len(str(f)) <= 32 else "..." + str(f)[-29:]
+            print(f"{name:<32} {emotion:<10} " + " ".join(f"{p:7.3f}" for p in probs))
+    return 1 if failed else 0
+
+
+def _cloak_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from cloak.cloaker import STRENGTHS
+
+    cfg = STRENGTHS[args.strength]
+    changes = {k: v for k, v in (("steps", args.steps), ("epsilon", args.epsilon), ("min_snr_db", args.snr),
+                                 ("objective", args.objective)) if v is not None}
+    return replace(cfg, **changes)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cloak import batch
+    from cloak.cloaker import Cloaker
+    from cloak.model import load_recognizer
+
+    config = _cloak_config(args)
+    jobs = batch.plan(args.paths, args.output)
+    if not jobs:
+        raise ValueError("no audio files found in " + ", ".join(args.paths))
+    cloaker = Cloaker(load_recognizer(args.model, _device(args.device)), config, _device(args.device))
+    durations = {j: _duration(j) for j in jobs}
+    bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
+    state = {"base": 0.0, "files": 0}
+
+    def on_progress(job, fraction):
+        bar.n = round(state["base"] + fraction * durations[job], 1)
+        bar.refresh()
+
+    def on_done(outcome):
+        state["base"] += durations[outcome.job]
+        state["files"] += 1
+        bar.n = round(state["base"], 1)
+        bar.set_postfix_str(f"{state['files']}/{len(jobs)} files")
+        if outcome.status == "done" and not args.quiet:
+            r = outcome.report
+            tqdm.write(f"{outcome.job.dest}  {r.emotion_before} -> {r.emotion_after}  SNR {r.snr_db:.1f} dB")
+
+    result = batch.run(jobs, cloaker, overwrite=args.overwrite, resume=args.resume,
+                       on_progress=on_progress, on_done=on_done)
+    bar.close()
+    report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
+    if report_path:
+        batch.write_report(result, report_path)
+        print(f"report: {report_path}", file=sys.stderr)
+    done = sum(o.status == "done" for o in result.outcomes)
+    skipped = sum(o.status == "skipped" for o in result.outcomes)
+    print(f"{done} cloaked, {skipped} skipped, {len(result.failed)} failed", file=sys.stderr)
+    for o in result.failed:
+        print(f"  failed: {o.error}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _duration(job) -> float:
+    from cloak.audio import probe
+
+    try:
+        return probe(job.src).duration
+    except AudioError:
+        return 0.0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cloak.trainer import run_training
+
+    return run_training(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
+                        cv_folds=args.folds if args.cv else 0, report=args.metrics)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from cloak.download import EMODB_URL, download_emodb
+
+    dest = download_emodb(Path(args.dest), url=args.url or EMODB_URL, progress=not args.quiet)
+    print(f"EmoDB ready in {dest}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cloak.eval.sweep import main_sweep
+
+    return main_sweep(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from cloak.eval.plots import main_plot
+
+    return main_plot(args)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from cloak.gui.app import main
+
+    return main([] if args.file is None else [args.file])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cloak.attacks import OBJECTIVES
+    from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS
+
+    p = argparse.ArgumentParser(prog="cloak", description="Hide the emotion in a voice from speech-emotion recognizers.")
+    p.add_argument("--version", action="version", version=f"cloak {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("predict", help="show the emotion a recognizer reads in audio files")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    s.add_argument("--model", help="checkpoint (default: the shipped EmoDB model)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("apply", help="cloak audio files or folders")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    s.add_argument("-o", "--output", metavar="OUTDIR", help="mirror inputs under OUTDIR (default: NAME.cloaked.EXT beside each)")
+    s.add_argument("--strength", default=DEFAULT_STRENGTH, choices=list(STRENGTHS),
+                   help="; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))
+    s.add_argument("--steps", type=int, help="attack steps (overrides the preset)")
+    s.add_argument("--epsilon", type=float, help="cap on the perturbation, full-scale amplitude (e.g. 0.005)")
+    s.add_argument("--snr", type=float, metavar="DB", help="SNR floor: never add more noise than this")
+    s.add_argument("--objective", choices=sorted(OBJECTIVES), help="attack objective (default: topk)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    s.add_argument("--resume", action="store_true", help="skip inputs whose output already exists")
+    s.add_argument("--report", metavar="CSV", help="run report (default: OUTDIR/cloak-report.csv with -o)")
+    s.add_argument("--model", help="checkpoint (default: the shipped EmoDB model)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_apply)
+
+    s = sub.add_parser("train", help="train the surrogate recognizer on EmoDB (training speakers only)")
+    s.add_argument("--data", help="EmoDB folder (default: $CLOAK_EMODB or ../shared/data/emodb)")
+    s.add_argument("--out", help="checkpoint to write (omit with --cv to only cross-validate)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cv", action="store_true", help="speaker-independent cross-validation")
+    s.add_argument("--folds", type=int, default=10, help="speaker folds for --cv (10 = leave-one-speaker-out)")
+    s.add_argument("--metrics", metavar="JSON", help="write figures to this JSON file")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("data", help="download datasets")
+    s.add_argument("dataset", choices=["emodb"])
+    s.add_argument("--dest", required=True, metavar="DIR")
+    s.add_argument("--url", help="alternative download URL")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("sweep", help="accuracy, UAR and WER against attack steps on held-out speakers")
+    s.set_defaults(func=cmd_sweep)
+    s = sub.add_parser("plot", help="plot sweep results")
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("gui", help="open the desktop app")
+    s.add_argument("file", nargs="?", help="audio file to open")
+    s.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        print(f"cloak: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cloak: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
