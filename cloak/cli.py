@@ -126,7 +126,7 @@ def _duration(job) -> float:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cloak.trainer import run_training
+    from cloak.train import run_training
 
     return run_training(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
                         cv_folds=args.folds if args.cv else 0, report=args.metrics)
@@ -209,8 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("sweep", help="accuracy, UAR and WER against attack steps on held-out speakers")
+    s.add_argument("--steps", default="0,1,2,3,5,10,20", metavar="K,K,...", help="attack step counts (default: %(default)s)")
+    s.add_argument("--domain", default="wave", choices=["wave", "spec"],
+                   help="wave: cloak the audio (the product); spec: attack the normalized log-mel input (research baseline)")
+    s.add_argument("--labels", default="pseudo", choices=["pseudo", "true"],
+                   help="attack the clean predictions (pseudo, as in use) or the true emotions (true)")
+    s.add_argument("--asr", default="none", choices=["none", "whisper", "google", "sphinx"],
+                   help="transcribe cloaked audio for the WER (google sends audio to Google; sphinx is English-only)")
+    s.add_argument("--objective", choices=sorted(OBJECTIVES),
+                   help=f"pseudo-label objective (default: the strength preset's, {STRENGTHS[DEFAULT_STRENGTH].objective})")
+    s.add_argument("--strength", default=DEFAULT_STRENGTH, choices=list(STRENGTHS), help="waveform budget preset")
+    s.add_argument("--spec-epsilon", type=float, metavar="EPS",
+                   help="spectrogram-domain L-inf budget in normalized log-mel units (default: 0.1)")
+    s.add_argument("--limit", type=int, metavar="N", help="only the first N held-out clips")
+    s.add_argument("--out", metavar="DIR", help="results folder (default: sweep_DOMAIN_LABELS; --privacy: privacy)")
+    s.add_argument("--transcripts", metavar="JSONL", help="transcript cache (default: ~/.cache/cloak/transcripts.jsonl)")
+    s.add_argument("--language", default="de", help="ASR language (default: %(default)s)")
+    s.add_argument("--privacy", action="store_true",
+                   help="instead: per-sex breakdown and an adaptive attacker retrained on cloaked training audio")
+    s.add_argument("--privacy-epochs", type=int, default=30, metavar="N", help="epochs for the adaptive attacker (default: %(default)s)")
+    s.add_argument("--data", help="EmoDB folder (default: $CLOAK_EMODB or ../shared/data/emodb)")
+    s.add_argument("--model", help="checkpoint (default: the shipped EmoDB model)")
+    s.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser("plot", help="plot sweep results")
+    s.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders holding them (searched recursively)")
+    s.add_argument("-o", "--output", required=True, metavar="FIG",
+                   help="folder for spec_true, spec_pseudo and wave (.png and .svg); a name with a suffix is used as a stem")
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("gui", help="open the desktop app")

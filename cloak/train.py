@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from cloak.audio import to_model_rate
-from cloak.emodb import EMOTIONS, SPEAKERS, Utterance
+from pathlib import Path
+
+from cloak.emodb import EMOTIONS, SPEAKERS, DatasetError, Utterance
 from cloak.features import SAMPLE_RATE, LogMel, normalize
 from cloak.metrics import accuracy, recalls, uar
 from cloak.model import CNNConfig, EmotionCNN
@@ -30,7 +32,7 @@ Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean loss)
 class TrainConfig:
     """Optimisation settings (recorded in the checkpoint's metadata)."""
 
-    epochs: int = 60
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -173,3 +175,64 @@ def cross_validate(
     out = report(utterances, y_pred.tolist())
     out["folds"] = folds
     return out
+
+
+def run_training(data: str | None, out: str | None, epochs: int | None = None, seed: int = 0,
+                 cv_folds: int = 0, report: str | None = None) -> int:
+    """``cloak train``: optional speaker-grouped CV on the training speakers, then the final model.
+
+    Speakers 03 and 08 are never seen in training or model selection; the final model is
+    scored on them once, and the figures go into the checkpoint's metadata.
+    """
+    import json
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from cloak.emodb import checksum, find_emodb, load_emodb, split
+    from cloak.model import save_checkpoint
+
+    if not out and not cv_folds:
+        raise ValueError("nothing to do: give --out PATH and/or --cv")
+    root = find_emodb(data)
+    if root is None:
+        raise DatasetError(f"EmoDB not found{' in ' + data if data else ''}; run `cloak data emodb --dest DIR` "
+                           f"and pass --data DIR (or set $CLOAK_EMODB)")
+    utts = load_emodb(root)
+    train_utts, held_utts = split(utts)
+    cfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
+    feats = {u.path.name: f for u, f in zip(utts, extract_features(tqdm(utts, desc="features", unit="clip")))}
+    figures: dict = {"train_config": asdict(cfg), "data_sha256": checksum(root),
+                     "train_speakers": sorted({u.speaker for u in train_utts}),
+                     "held_out_speakers": sorted({u.speaker for u in held_utts})}
+    if cv_folds:
+        bar = tqdm(total=cv_folds, desc="cross-validation", unit="fold")
+        cv = cross_validate(train_utts, [feats[u.path.name] for u in train_utts], cv_folds, cfg,
+                            progress=lambda k, n: bar.update(1))
+        bar.close()
+        figures["cv"] = cv
+        print(_summary(f"CV ({len(cv['folds'])} speaker folds over the training speakers)", cv))
+    if out:
+        bar = tqdm(total=cfg.epochs, desc="training", unit="epoch")
+
+        def step(epoch: int, total: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        cnn = train_cnn([feats[u.path.name] for u in train_utts], [u.label for u in train_utts], cfg, progress=step)
+        bar.close()
+        held = report(held_utts, predict_proba(cnn, [feats[u.path.name] for u in held_utts]).argmax(1).tolist())
+        figures["held_out"] = held
+        print(_summary("held-out speakers 03+08", held))
+        digest = save_checkpoint(cnn, out, meta=figures)
+        figures["checkpoint_sha256"] = digest
+        print(f"saved {out} (sha256 {digest[:16]}...)")
+    if report:
+        Path(report).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _summary(title: str, r: dict) -> str:
+    rec = "  ".join(f"{e} {v:.2f}" for e, v in r["recall"].items())
+    return (f"{title}: n={r['n']}  accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  "
+            f"UAR f {r.get('uar_f', float('nan')):.3f}  UAR m {r.get('uar_m', float('nan')):.3f}\n  recall: {rec}")

@@ -1,0 +1,1 @@
+"""Evaluation of cloaked audio: speech recognition, word error rate, signal-to-noise ratio."""

