@@ -1,0 +1,125 @@
+"""`cloak apply` / `cloak predict` as a user runs them, including every kind of bad input."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cloak import batch
+from cloak.cli import main
+from cloak.emodb import EMOTIONS
+
+
+@pytest.fixture
+def folder(tmp_path, held_out):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for u, dest in zip(held_out[:2], (src, src / "sub")):
+        shutil.copy(u.path, dest / u.path.name)
+    return src
+
+
+def snapshot(path):
+    return {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def test_apply_folder_mirrors_tree_and_writes_report(folder, tmp_path, capsys):
+    before = snapshot(folder)
+    out = tmp_path / "out"
+    assert main(["apply", str(folder), "-o", str(out), "--strength", "low", "-q"]) == 0
+    outs = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
+    assert outs == sorted(p.relative_to(folder) for p in before)
+    assert snapshot(folder) == before  # inputs untouched
+    rows = list(csv.DictReader(open(out / "cloak-report.csv")))
+    assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
+    assert all(float(r["snr_db"]) > 30 for r in rows)
+    assert all(r["emotion_before"] in EMOTIONS and r["emotion_after"] in EMOTIONS for r in rows)
+    # a second run refuses to overwrite, --resume skips, --overwrite replaces
+    assert main(["apply", str(folder), "-o", str(out), "-q"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["apply", str(folder), "-o", str(out), "--resume", "-q"]) == 0
+    assert "0 cloaked, 2 skipped" in capsys.readouterr().err
+
+
+def test_apply_beside_input(folder):
+    f = next(folder.glob("*.wav"))
+    assert main(["apply", str(f), "-q", "--steps", "2"]) == 0
+    assert (folder / f"{f.stem}.cloaked.wav").is_file()
+    # a folder run does not pick up earlier outputs
+    assert all(".cloaked" not in j.src.name for j in batch.plan([folder]))
+
+
+BAD = {
+    "not_audio.wav": lambda p: p.write_text("hello, I am text"),
+    "empty.wav": lambda p: p.write_bytes(b""),
+    "truncated.wav": None,  # built from a real file below
+    "zero.wav": lambda p: sf.write(p, np.zeros((0, 1), dtype=np.float32), 16000),
+    "nan.wav": lambda p: sf.write(p, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT"),
+    "inf.wav": lambda p: sf.write(p, np.r_[np.zeros(8000), np.inf, np.zeros(8000)].astype(np.float32), 16000, subtype="FLOAT"),
+    "short.wav": lambda p: sf.write(p, 0.1 * np.ones(800, dtype=np.float32), 16000),
+    "silent.wav": lambda p: sf.write(p, np.zeros(32000, dtype=np.float32), 16000),
+}
+MESSAGES = {"not_audio.wav": "not a readable audio file", "empty.wav": "empty file",
+            "truncated.wav": "not a readable audio file", "zero.wav": "no samples", "nan.wav": "NaN or infinite",
+            "inf.wav": "NaN or infinite", "short.wav": "too short", "silent.wav": "silent"}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_one_line_nothing_written(name, tmp_path, clip):
+    src = tmp_path / name
+    if name == "truncated.wav":
+        src.write_bytes(clip[1].path.read_bytes()[:30])  # cut inside the RIFF header
+    else:
+        BAD[name](src)
+    before = src.read_bytes()
+    out = tmp_path / "out"
+    proc = subprocess.run(["cloak", "apply", str(src), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("  failed:")]
+    assert len(failed) == 1 and MESSAGES[name] in failed[0], proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+    assert src.read_bytes() == before
+
+
+def test_batch_continues_past_bad_files(folder, tmp_path):
+    (folder / "broken.wav").write_text("not audio")
+    out = tmp_path / "out"
+    assert main(["apply", str(folder), "-o", str(out), "--steps", "1", "-q"]) == 1
+    rows = {r["file"].split("/")[-1]: r for r in csv.DictReader(open(out / "cloak-report.csv"))}
+    assert rows["broken.wav"]["status"] == "failed" and "not a readable audio file" in rows["broken.wav"]["error"]
+    assert sum(r["status"] == "done" for r in rows.values()) == 2
+
+
+def test_predict_json_lines(held_out, capsys):
+    files = [str(u.path) for u in held_out[:3]]
+    assert main(["predict", "--json", *files]) == 0
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [d["file"] for d in lines] == files
+    for d in lines:
+        assert list(d["probabilities"]) == list(EMOTIONS)
+        assert d["emotion"] == max(d["probabilities"], key=d["probabilities"].get)
+        assert sum(d["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_predict_any_rate_and_channels(clip, tmp_path, capsys):
+    import soxr
+
+    wave, _ = clip
+    st = np.stack([wave, wave], 1)
+    sf.write(tmp_path / "a.flac", soxr.resample(st, 16000, 44100), 44100)
+    assert main(["predict", "--json", str(clip[1].path), str(tmp_path / "a.flac")]) == 0
+    a, b = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert a["emotion"] == b["emotion"]
+    assert max(abs(a["probabilities"][e] - b["probabilities"][e]) for e in EMOTIONS) < 0.1
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run(["cloak", "--help"], capture_output=True, text=True).stdout
+    for cmd in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
+        assert cmd in out
