@@ -129,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cloak.train import run_training
 
     return run_training(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
-                        cv_folds=args.folds if args.cv else 0, report=args.metrics)
+                        cv_folds=args.folds if args.cv else 0, metrics_path=args.metrics)
 
 
 def cmd_data(args: argparse.Namespace) -> int:

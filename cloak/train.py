@@ -178,7 +178,7 @@ def cross_validate(
 
 
 def run_training(data: str | None, out: str | None, epochs: int | None = None, seed: int = 0,
-                 cv_folds: int = 0, report: str | None = None) -> int:
+                 cv_folds: int = 0, metrics_path: str | None = None) -> int:
     """``cloak train``: optional speaker-grouped CV on the training speakers, then the final model.
 
     Speakers 03 and 08 are never seen in training or model selection; the final model is
@@ -227,8 +227,8 @@ def run_training(data: str | None, out: str | None, epochs: int | None = None, s
         digest = save_checkpoint(cnn, out, meta=figures)
         figures["checkpoint_sha256"] = digest
         print(f"saved {out} (sha256 {digest[:16]}...)")
-    if report:
-        Path(report).write_text(json.dumps(figures, indent=2) + "\n")
+    if metrics_path:
+        Path(metrics_path).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
