@@ -1,0 +1,131 @@
+"""Background jobs for the window: they know nothing of widgets and talk only through signals.
+
+A worker is moved to a ``QThread`` by :func:`start`; its ``run`` slot does the work and emits
+exactly one of ``finished(object)``, ``failed(str)`` or ``cancelled()``. :meth:`Worker.cancel`
+may be called from any thread: the next progress callback raises :class:`Cancelled`, which
+:class:`~cloak.cloaker.Cloaker` propagates.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from torch import nn
+
+from cloak.cloaker import CloakConfig, Cloaker, CloakReport
+from ._compat import protect_singletons
+
+log = logging.getLogger(__name__)
+protect_singletons()  # before any other Qt call; see _compat
+
+
+class Cancelled(Exception):
+    """Raised inside the progress callback when the user asked to stop."""
+
+
+def worker_threads() -> int:
+    """Torch threads a job uses: all cores but one, which is left to the event loop.
+
+    On a busy 2-core machine, two OpenMP threads plus the GUI thread oversubscribe the CPU
+    and a cloak becomes several times slower (and the window stutters).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def limit_torch_threads() -> int:
+    """Apply :func:`worker_threads` (process-wide; the GUI thread itself runs no torch code)."""
+    n = worker_threads()
+    if torch.get_num_threads() > n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+@dataclass(frozen=True)
+class CloakResult:
+    cloaked: np.ndarray  # same shape and rate as the input
+    report: CloakReport
+    seconds: float  # wall time of the cloak
+
+
+class Worker(QObject):
+    """Base: subclasses implement :meth:`work`; ``run`` turns its outcome into one signal."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _report(self, done: int, total: int) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+        self.progress.emit(done, total)
+
+    def work(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @Slot()
+    def run(self) -> None:
+        limit_torch_threads()
+        try:
+            if self._cancel.is_set():
+                raise Cancelled
+            result = self.work()
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception as e:  # shown in the window, never a traceback dialog
+            log.exception("background job failed")
+            self.failed.emit(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        else:
+            self.finished.emit(result)
+
+
+class CloakWorker(Worker):
+    """``Cloaker(model, config).cloak(wave, samplerate)`` with progress and cancel."""
+
+    def __init__(self, model: nn.Module, config: CloakConfig, wave: np.ndarray, samplerate: int) -> None:
+        super().__init__()
+        self.model, self.config, self.wave, self.samplerate = model, config, wave, samplerate
+
+    def work(self) -> CloakResult:
+        t0 = time.perf_counter()
+        cloaked, report = Cloaker(self.model, self.config).cloak(self.wave, self.samplerate, progress=self._report)
+        return CloakResult(cloaked, report, time.perf_counter() - t0)
+
+
+class PredictWorker(Worker):
+    """The recognizer's probabilities for a clip, windowed exactly as the cloaker does."""
+
+    def __init__(self, model: nn.Module, config: CloakConfig, wave: np.ndarray, samplerate: int) -> None:
+        super().__init__()
+        self.model, self.config, self.wave, self.samplerate = model, replace(config, steps=0), wave, samplerate
+
+    def work(self) -> dict[str, float]:
+        _, report = Cloaker(self.model, self.config).cloak(self.wave, self.samplerate)
+        return report.probs_before
+
+
+def start(worker: Worker) -> QThread:
+    """Run ``worker`` on a new ``QThread``; the thread quits after the worker's last signal.
+
+    Keep references to both until ``thread.finished``.
+    """
+    thread = QThread()
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    for sig in (worker.finished, worker.failed, worker.cancelled):
+        sig.connect(thread.quit)
+    thread.start()
+    return thread

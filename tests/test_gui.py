@@ -1,0 +1,334 @@
+"""The desktop app, used as a person would: open, cloak, compare, save, record, cancel.
+
+Runs headless (``QT_QPA_PLATFORM=offscreen``); ``sounddevice`` is never touched: each test
+replaces :func:`cloak.gui.audio_device._sounddevice` with a fake module.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from cloak.audio import AudioError, AudioInfo  # noqa: E402
+from cloak.cloaker import STRENGTHS  # noqa: E402
+from cloak.emodb import EMOTIONS, find_emodb  # noqa: E402
+from cloak.gui import audio_device, session  # noqa: E402
+from cloak.gui.window import MainWindow  # noqa: E402
+from cloak.model import ModelError, load_recognizer  # noqa: E402
+
+# A held-out (speaker 03) angry utterance, 1.9 s: the shipped model reads it correctly
+# and the "high" preset moves it to another emotion.
+EMODB_FILE = "03a01Wa.wav"
+
+
+# --------------------------------------------------------------------------- fixtures
+class FakeSoundDevice:
+    """Enough of ``sounddevice`` for the app: one mic that 'hears' ``samples``, one speaker."""
+
+    def __init__(self, samples: np.ndarray | None = None, samplerate: int = 16000,
+                 inputs: int = 1, outputs: int = 2) -> None:
+        self.samples = samples if samples is not None else 0.3 * np.sin(
+            2 * np.pi * 220 * np.arange(2 * samplerate) / samplerate).astype(np.float32)
+        self.samplerate = samplerate
+        self.devices = [{"name": "Fake microphone", "max_input_channels": inputs, "max_output_channels": 0,
+                         "default_samplerate": samplerate},
+                        {"name": "Fake speakers", "max_input_channels": 0, "max_output_channels": outputs,
+                         "default_samplerate": 48000}]
+        self.default = SimpleNamespace(device=(0, 1))
+        self.played: list[tuple[np.ndarray, int]] = []
+        self.stopped = 0
+        fake = self
+
+        class InputStream:
+            def __init__(self, *, device, channels, samplerate, dtype, blocksize, callback):
+                assert channels == 1 and dtype == "float32"
+                self.callback, self.blocksize = callback, blocksize
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._feed, daemon=True)
+
+            def _feed(self):  # like PortAudio: blocks arrive on another thread, a bit faster than real time
+                data = fake.samples
+                for i in range(0, len(data), self.blocksize):
+                    if self._stop.is_set():
+                        return
+                    block = data[i:i + self.blocksize, None]
+                    self.callback(block, len(block), None, None)
+                    time.sleep(0.2 * self.blocksize / fake.samplerate)
+
+            def start(self):
+                self._thread.start()
+
+            def stop(self):
+                self._stop.set()
+                self._thread.join()
+
+            def close(self):
+                pass
+
+        self.InputStream = InputStream
+
+    def query_devices(self):
+        return self.devices
+
+    def play(self, data, samplerate):
+        self.played.append((data, samplerate))
+
+    def stop(self):
+        self.stopped += 1
+
+
+@pytest.fixture
+def fake_sd(monkeypatch):
+    fake = FakeSoundDevice()
+    monkeypatch.setattr(audio_device, "_sounddevice", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def no_sd(monkeypatch):
+    def missing():
+        raise OSError("PortAudio library not found")
+
+    monkeypatch.setattr(audio_device, "_sounddevice", missing)
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return load_recognizer()
+    except (ModelError, ImportError) as e:  # ImportError: the cloak.models package is not installed
+        pytest.skip(f"shipped model not available: {e}")
+
+
+@pytest.fixture(scope="module")
+def emodb_file() -> Path:
+    root = find_emodb()
+    if root is None:
+        pytest.skip("EmoDB not found (set CLOAK_EMODB or put it in ../shared/data/emodb)")
+    return root / "wav" / EMODB_FILE
+
+
+@pytest.fixture
+def clip(emodb_file, tmp_path) -> Path:
+    """A private copy of the EmoDB file (saving writes beside the input)."""
+    dest = tmp_path / emodb_file.name
+    shutil.copy(emodb_file, dest)
+    return dest
+
+
+def make_window(qtbot, model=None, error=None) -> MainWindow:
+    w = MainWindow(model, error)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def open_and_predict(qtbot, w: MainWindow, path) -> None:
+    with qtbot.waitSignal(w.predicted, timeout=20_000):
+        assert w.open_file(path)
+
+
+def cloak(qtbot, w: MainWindow, timeout=30_000) -> str:
+    with qtbot.waitSignal(w.cloak_ended, timeout=timeout) as blocker:
+        qtbot.mouseClick(w.cloak_button, Qt.LeftButton)
+        assert w.busy
+    return blocker.args[0]
+
+
+# --------------------------------------------------------------------------- pure steps
+def test_make_config_applies_overrides_and_rejects_bad_values():
+    assert session.make_config("high") == STRENGTHS["high"]
+    cfg = session.make_config("low", steps=7, epsilon=0.01, min_snr_db=25.0)
+    assert (cfg.steps, cfg.epsilon, cfg.min_snr_db, cfg.snr_db) == (7, 0.01, 25.0, STRENGTHS["low"].snr_db)
+    with pytest.raises(ValueError, match="unknown strength"):
+        session.make_config("extreme")
+    with pytest.raises(ValueError, match="steps"):
+        session.make_config("low", steps=0)
+    with pytest.raises(ValueError, match="epsilon"):
+        session.make_config("low", epsilon=2.0)
+
+
+def test_save_paths_default_beside_input_and_never_the_input(tmp_path):
+    src = session.Source(np.zeros((10, 1), np.float32), AudioInfo(16000, 1, 10, "FLAC", "PCM_24"), tmp_path / "a.flac")
+    assert session.default_save_path(src) == tmp_path / "a.cloaked.flac"
+    with pytest.raises(AudioError, match="refusing to overwrite the input"):
+        session.check_save_path(tmp_path / "x" / ".." / "a.flac", src)
+    assert session.save_info(src, tmp_path / "b.flac") == src.info
+    assert session.save_info(src, tmp_path / "b.wav").format == "WAV"
+    rec = session.source_from_recording(np.full(1600, 0.1, np.float32), 16000)
+    assert session.default_save_path(rec, tmp_path) == tmp_path / "recording.cloaked.wav"
+    with pytest.raises(AudioError, match="silent"):
+        session.source_from_recording(np.zeros(16000, np.float32), 16000)
+
+
+# --------------------------------------------------------------------------- the main path
+def test_cloak_emodb_file_changes_emotion_then_save_and_reload(qtbot, model, clip, fake_sd):
+    w = make_window(qtbot, model)
+    assert not w.notice.isVisible() and not w.cloak_button.isEnabled()
+    open_and_predict(qtbot, w, clip)
+    assert w.emotion_before in EMOTIONS and w.emotion_after is None
+    assert w.cloak_button.isEnabled() and not w.save_button.isEnabled()
+    shown_before = w.emotion_before
+
+    w.set_strength("high")
+    assert w.config() == STRENGTHS["high"]
+    assert cloak(qtbot, w) == "finished"
+    assert w.emotion_before == shown_before
+    assert w.emotion_after != w.emotion_before, (w.bars.before, w.bars.after)
+    assert "now hears" in w.banner.text()
+    assert w.progress_bar.value() == w.progress_bar.maximum() == STRENGTHS["high"].steps
+    assert w.cloaked.shape == w.source.data.shape
+    assert 0 < np.abs(w.cloaked - w.source.data).max() < 0.1
+
+    # A/B playback goes to the (fake) speakers
+    assert w.play("original") and w.play("cloaked")
+    assert np.array_equal(fake_sd.played[-1][0], w.cloaked) and fake_sd.played[-1][1] == 16000
+
+    # never over the input; default name beside it, same format and subtype
+    assert w.save_to(clip, overwrite=True) is None
+    assert "refusing to overwrite the input" in w.banner.text()
+    dest = w.save_to(session.default_save_path(w.source))
+    assert dest == clip.with_name("03a01Wa.cloaked.wav") and dest.is_file()
+    assert (sf.info(str(dest)).format, sf.info(str(dest)).subtype) == (w.source.info.format, w.source.info.subtype)
+    assert w.save_to(dest) is None and "exists" in w.banner.text()  # no silent overwrite
+
+    cloaked_emotion = w.emotion_after
+    open_and_predict(qtbot, w, dest)
+    assert w.source.path == dest and w.cloaked is None and w.emotion_after is None
+    assert w.emotion_before == cloaked_emotion  # the cloak survives 16-bit saving
+
+
+def test_cancel_mid_run_keeps_the_window_usable(qtbot, model, clip, fake_sd):
+    w = make_window(qtbot, model)
+    open_and_predict(qtbot, w, clip)
+    w.set_strength("medium", steps=100_000)
+    with qtbot.waitSignal(w.cloak_ended, timeout=20_000) as ended:
+        with qtbot.waitSignal(w.progress_bar.valueChanged, timeout=20_000):
+            qtbot.mouseClick(w.cloak_button, Qt.LeftButton)
+        assert w.cancel_button.isEnabled() and not w.open_button.isEnabled()
+        qtbot.mouseClick(w.cancel_button, Qt.LeftButton)
+    assert ended.args == ["cancelled"]
+    assert "cancelled" in w.banner.text() and w.cloaked is None and w.emotion_after is None
+    assert w.cloak_button.isEnabled() and w.open_button.isEnabled() and not w.cancel_button.isEnabled()
+
+
+# --------------------------------------------------------------------------- bad input and missing pieces
+@pytest.mark.parametrize("content, message", [
+    (b"RIFF\x00\x00\x00\x00WAVEfmt garbage that is not audio", "not a readable audio file"),
+    (b"", "empty file"),
+    (b"hello, I am a text file\n" * 50, "not a readable audio file"),
+])
+def test_corrupt_file_shows_a_message(qtbot, tmp_path, fake_sd, content, message):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(content)
+    w = make_window(qtbot)
+    assert not w.open_file(bad)
+    assert w.banner.isVisible() and message in w.banner.text() and w.banner.level == "error"
+    assert w.source is None and not w.cloak_button.isEnabled()
+
+
+def test_silent_file_is_refused_and_keeps_the_previous_audio(qtbot, tmp_path, fake_sd, clip):
+    silent = tmp_path / "silence.wav"
+    sf.write(str(silent), np.zeros(16000, np.float32), 16000)
+    w = make_window(qtbot)
+    assert w.open_file(clip)
+    assert not w.open_file(silent)
+    assert "silent" in w.banner.text() and w.source.path == clip
+
+
+def test_model_missing_is_explained_and_files_still_open(qtbot, clip, no_sd):
+    w = make_window(qtbot, None, "models/emodb_cnn.pt: model checkpoint not found")
+    assert w.notice.isVisible() and "Model missing" in w.notice.text() and "not found" in w.notice.text()
+    assert "No audio device" in w.notice.text() and w.notice.level == "error"  # both conditions shown
+    assert w.open_file(clip) and w.source is not None
+    assert not w.cloak_button.isEnabled() and w.start_cloak() is None
+    assert "model is missing" in w.banner.text()
+
+
+def test_no_audio_device_state(qtbot, clip, no_sd):
+    w = make_window(qtbot)
+    assert w.no_device and "No audio device" in w.notice.text() and "PortAudio" in w.notice.text()
+    assert not w.record_button.isEnabled() and not w.start_recording()
+    assert w.open_file(clip)  # files still work
+    assert not w.play("original") and "Cannot play" in w.banner.text()
+    w.stop_playback()  # no crash either
+
+
+def test_speakers_without_microphone(qtbot, monkeypatch, clip):
+    fake = FakeSoundDevice(inputs=0)
+    monkeypatch.setattr(audio_device, "_sounddevice", lambda: fake)
+    w = make_window(qtbot)
+    assert "no microphone found" in w.notice.text() and not w.record_button.isEnabled()
+    assert w.open_file(clip) and w.play("original") and len(fake.played) == 1
+
+
+def test_drop_a_file_onto_the_window(qtbot, clip, fake_sd):
+    w = make_window(qtbot)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    w.dropEvent(event)
+    assert w.source is not None and w.source.path == clip
+
+
+# --------------------------------------------------------------------------- recording
+def test_record_from_fake_microphone_then_cloak_and_save(qtbot, model, emodb_file, monkeypatch, tmp_path):
+    samples, sr = sf.read(str(emodb_file), dtype="float32")
+    fake = FakeSoundDevice(samples, sr)
+    monkeypatch.setattr(audio_device, "_sounddevice", lambda: fake)
+    w = make_window(qtbot, model)
+    assert w.device_combo.currentText() == "Fake microphone" and w.record_button.isEnabled()
+
+    qtbot.mouseClick(w.record_button, Qt.LeftButton)
+    assert w.recorder is not None and "Stop" in w.record_button.text() and not w.cloak_button.isEnabled()
+    qtbot.waitUntil(lambda: w.level_meter.value() > 0, timeout=5_000)
+    qtbot.waitUntil(lambda: w.recorder.seconds >= len(samples) / sr, timeout=10_000)
+    with qtbot.waitSignal(w.predicted, timeout=20_000):
+        qtbot.mouseClick(w.record_button, Qt.LeftButton)
+    assert w.recorder is None and w.source.path is None and w.source.name.startswith("recording")
+    assert w.source.info.samplerate == sr and w.source.data.shape[0] == len(samples)
+
+    w.set_strength("high")
+    assert cloak(qtbot, w) == "finished"
+    assert w.emotion_after is not None and w.cloaked.shape == w.source.data.shape
+    dest = w.save_to(session.default_save_path(w.source, tmp_path))
+    assert dest == tmp_path / "recording.cloaked.wav"
+    data, rate = sf.read(str(dest), dtype="float32")
+    assert rate == sr and len(data) == len(samples)
+
+
+def test_too_short_recording_is_refused(qtbot, monkeypatch):
+    fake = FakeSoundDevice(np.full(800, 0.2, np.float32))  # 50 ms
+    monkeypatch.setattr(audio_device, "_sounddevice", lambda: fake)
+    w = make_window(qtbot)
+    assert w.start_recording()
+    qtbot.waitUntil(lambda: w.recorder.seconds > 0, timeout=5_000)
+    time.sleep(0.05)
+    assert not w.stop_recording()
+    assert "too short" in w.banner.text() and w.source is None and w.record_button.isEnabled()
+
+
+def test_many_qt_calls_do_not_exhaust_none_or_true(qtbot):
+    """Regression: PySide6 6.12 on CPython 3.11 drops a reference per void call / emit (see gui._compat)."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Pinger(QObject):
+        ping = Signal(int, int)
+
+    obj = Pinger()
+    for i in range(20_000):  # None has ~5,000 references in a fresh interpreter, True ~600
+        obj.setObjectName("x")
+        obj.ping.emit(i, i)
