@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ USER_ERRORS = (AudioError, DatasetError, ModelError, ValueError, OSError)
 
 def _device(name: str) -> str:
     import torch
+
+    # The CNN is small: one thread is faster than two here and never fights other processes
+    # for cores (OpenMP spin-waiting made 2 threads 40x slower beside a busy process).
+    torch.set_num_threads(int(os.environ.get("CLOAK_THREADS", "1")))
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
