@@ -87,6 +87,8 @@ def test_gradcheck_float64():
 def test_normalize_is_gain_invariant():
     front = LogMel().double()
     wave = torch.randn(1, 16000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.05
-    assert torch.allclose(front(wave), front(wave * 4.0), atol=1e-4)
+    # exact up to the 1e-6 log floor, which matters only in the quietest band (~5e-4 here)
+    assert torch.allclose(front(wave), front(wave * 4.0), atol=2e-3)
+    assert not torch.allclose(front.log_mel(wave), front.log_mel(wave * 4.0), atol=1.0)
     z = normalize(front.log_mel(wave))
     assert torch.allclose(z.mean(-1), torch.zeros(64), atol=1e-4)
