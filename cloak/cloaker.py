@@ -117,11 +117,16 @@ def _fade_weights(length: int, ramp_in: int, ramp_out: int) -> np.ndarray:
     return w
 
 
+def energy(x: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Sum of squares accumulated in float64, a chunk at a time (no full-length float64 copy)."""
+    flat = x.reshape(-1)
+    return float(sum(np.dot(c, c) for c in (flat[i:i + chunk].astype(np.float64) for i in range(0, len(flat), chunk))))
+
+
 def snr_db(signal: np.ndarray, noise: np.ndarray) -> float:
     """``10 log10(sum signal^2 / sum noise^2)``; inf when the noise is zero."""
-    p_noise = float(np.sum(np.square(noise, dtype=np.float64)))
-    p_sig = float(np.sum(np.square(signal, dtype=np.float64)))
-    return math.inf if p_noise == 0 else 10.0 * math.log10(max(p_sig, 1e-30) / p_noise)
+    p_noise = energy(noise)
+    return math.inf if p_noise == 0 else 10.0 * math.log10(max(energy(signal), 1e-30) / p_noise)
 
 
 class Cloaker:

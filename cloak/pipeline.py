@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from cloak.audio import MIN_DURATION_S, SILENCE_PEAK, AudioError, AudioInfo, atomic_path, clip_for, probe, to_mono
-from cloak.cloaker import Cloaker, CloakReport, Progress, make_report, snr_db
+from cloak.cloaker import Cloaker, CloakReport, Progress, energy, make_report, snr_db
 from cloak.features import SAMPLE_RATE
 
 BLOCK_S = 30  # seconds of audio per read block
@@ -103,8 +103,8 @@ def _write(src: Path, info: AudioInfo, delta16: np.ndarray, tmp: Path) -> tuple[
             pending = pending[need:]
             cloaked = clip_for(info.subtype, block + d[:, None])
             out.write(cloaked)
-            p_sig += float(np.sum(np.square(block, dtype=np.float64)))
-            p_noise += float(np.sum(np.square(cloaked - block, dtype=np.float64)))
+            p_sig += energy(block)
+            p_noise += energy(cloaked - block)
     return p_sig, p_noise
 
 
