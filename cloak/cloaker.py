@@ -151,6 +151,10 @@ class Cloaker:
         b = np.interp(t, np.arange(len(env)), env).astype(np.float32) * 10 ** (-self.config.snr_db / 20)
         return b if self.config.epsilon is None else np.minimum(b, self.config.epsilon)
 
+    def budget(self, wave: np.ndarray) -> np.ndarray:
+        """The per-sample L-inf budget for a whole 16 kHz mono ``wave``."""
+        return self._bound(frame_envelope(wave), 0, len(wave))
+
     def _probs(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.softmax(self.model(batch), -1)
@@ -183,7 +187,7 @@ class Cloaker:
                 num[s:s + win] += w * d
                 den[s:s + win] += w
         np.divide(num, den, out=num)
-        delta = self._apply_floor(wave, num)
+        delta = self.apply_floor(wave, num)
         after = torch.zeros(len(EMOTIONS))
         for b0 in range(0, len(starts), cfg.batch_windows):
             chunk = starts[b0:b0 + cfg.batch_windows]
@@ -191,7 +195,8 @@ class Cloaker:
             after += self._probs(x.clamp(-1, 1)).sum(0).cpu()
         return delta, (before / len(starts)).numpy(), (after / len(starts)).numpy()
 
-    def _apply_floor(self, wave: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    def apply_floor(self, wave: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Scale ``delta`` down (in place) so that its SNR against ``wave`` meets ``min_snr_db``."""
         floor = self.config.min_snr_db
         achieved = snr_db(wave, delta)
         if floor is not None and achieved < floor:

@@ -34,7 +34,7 @@ import torch
 
 from cloak.attacks import OBJECTIVES, IterativeFGSM, true_label_objective
 from cloak.audio import load_audio, to_model_rate
-from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS, Cloaker, CloakConfig, frame_envelope
+from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS, Cloaker, CloakConfig
 from cloak.emodb import EMOTIONS, DatasetError, Utterance, find_emodb, load_emodb, split
 from cloak.features import SAMPLE_RATE
 from cloak.metrics import accuracy, uar
@@ -167,12 +167,12 @@ class ClipAttacker:
             delta, _, _ = cloaker.perturbation(wave)
         else:
             x = torch.from_numpy(wave)[None]
-            # Cloaker._bound / _apply_floor: the product's per-sample budget and SNR floor, over the
+            # The product's per-sample budget and SNR floor, over the
             # whole clip (EmoDB clips are short; the Cloaker would split clips over 8 s into windows).
-            bound = torch.from_numpy(cloaker._bound(frame_envelope(wave), 0, len(wave)))[None]
+            bound = torch.from_numpy(cloaker.budget(wave))[None]
             attack = IterativeFGSM(self.model, steps=steps, alpha=cfg.step_size,
                                    objective=true_label_objective(torch.tensor([label])))
-            delta = cloaker._apply_floor(wave, (attack(x, bound) - x)[0].numpy())
+            delta = cloaker.apply_floor(wave, (attack(x, bound) - x)[0].numpy())
         cloaked = np.clip(wave + delta, -1.0, 1.0).astype(np.float32)
         with torch.no_grad():
             log_probs = torch.log_softmax(self.model(torch.from_numpy(cloaked)[None]), -1)[0].numpy()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cloak.audio import load_audio, to_mono
-from cloak.emodb import TEXTS, find_emodb, load_emodb, split
+from cloak.emodb import TEXTS
 from cloak.eval.asr import (
     ASR_RATE, ASRError, CachedTranscriber, GoogleTranscriber, SphinxTranscriber, Transcriber, TranscriptCache,
     WhisperTranscriber, assemble_model_file, file_sha256, is_verified, make_transcriber, to_asr_rate,
@@ -196,11 +196,7 @@ HELD_OUT_CLIPS = ("03a01Fa.wav", "08b01Wa.wav", "03b09Tc.wav")  # speakers 03 an
 
 
 @pytest.fixture(scope="module")
-def held_out_clips():
-    root = find_emodb()
-    if root is None:
-        pytest.skip("EmoDB not found (set CLOAK_EMODB)")
-    _, held_out = split(load_emodb(root))
+def held_out_clips(held_out):
     utterances = [u for u in held_out if u.path.name in HELD_OUT_CLIPS]
     assert len(utterances) == len(HELD_OUT_CLIPS)
     return [(u, *load_audio(u.path)) for u in utterances]

@@ -24,7 +24,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from cloak.audio import AudioError, AudioInfo  # noqa: E402
 from cloak.cloaker import STRENGTHS  # noqa: E402
-from cloak.emodb import EMOTIONS, find_emodb  # noqa: E402
+from cloak.emodb import EMOTIONS  # noqa: E402
 from cloak.gui import audio_device, session  # noqa: E402
 from cloak.gui.window import MainWindow  # noqa: E402
 from cloak.model import load_recognizer  # noqa: E402
@@ -111,11 +111,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def emodb_file() -> Path:
-    root = find_emodb()
-    if root is None:
-        pytest.skip("EmoDB not found (set CLOAK_EMODB or put it in ../shared/data/emodb)")
-    return root / "wav" / EMODB_FILE
+def emodb_file(emodb_root) -> Path:
+    return emodb_root / "wav" / EMODB_FILE
 
 
 @pytest.fixture
