@@ -68,26 +68,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _cloak_config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from cloak.cloaker import STRENGTHS
+    from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS
 
-    cfg = STRENGTHS[args.strength]
+    cfg = STRENGTHS[args.strength or DEFAULT_STRENGTH]
     changes = {k: v for k, v in (("steps", args.steps), ("epsilon", args.epsilon), ("min_snr_db", args.snr),
                                  ("objective", args.objective)) if v is not None}
     return replace(cfg, **changes)
+
+
+def _mode(args: argparse.Namespace):
+    """The :class:`cloak.chain.Mode` the options describe."""
+    from dataclasses import replace
+
+    from cloak.chain import MODES
+
+    mode = MODES[args.mode]
+    attack_options = any(v is not None for v in (args.strength, args.steps, args.epsilon, args.snr, args.objective))
+    if mode.attack is not None or attack_options:
+        mode = replace(mode, attack=_cloak_config(args))
+    if args.calm is not None:
+        mode = mode.with_strength(args.calm)
+    return mode
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cloak import batch
-    from cloak.cloaker import Cloaker
+    from cloak.chain import Chain
     from cloak.model import load_recognizer
 
-    config = _cloak_config(args)
+    mode = _mode(args)
     jobs = batch.plan(args.paths, args.output)
     if not jobs:
         raise ValueError("no audio files found in " + ", ".join(args.paths))
-    cloaker = Cloaker(load_recognizer(args.model, _device(args.device)), config, _device(args.device))
+    cloaker = Chain(load_recognizer(args.model, _device(args.device)), mode, _device(args.device))
     durations = {j: _duration(j) for j in jobs}
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
@@ -104,7 +119,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['files']}/{len(jobs)} files")
         if outcome.status == "done" and not args.quiet:
             r = outcome.report
-            tqdm.write(f"{outcome.job.dest}  {r.emotion_before} -> {r.emotion_after}  SNR {r.snr_db:.1f} dB")
+            change = f"SNR {r.snr_db:.1f} dB" if r.duration_out_s is None else f"{r.duration_s:.1f} s -> {r.duration_out_s:.1f} s"
+            tqdm.write(f"{outcome.job.dest}  surrogate: {r.emotion_before} -> {r.emotion_after}  {change}")
 
     result = batch.run(jobs, cloaker, overwrite=args.overwrite, resume=args.resume,
                        on_progress=on_progress, on_done=on_done)
@@ -165,6 +181,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from cloak.attacks import OBJECTIVES
+    from cloak.chain import DEFAULT_MODE, MODES
     from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS
 
     p = argparse.ArgumentParser(prog="cloak", description="Hide the emotion in a voice from speech-emotion recognizers.")
@@ -182,8 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("apply", help="cloak audio files or folders")
     s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     s.add_argument("-o", "--output", metavar="OUTDIR", help="mirror inputs under OUTDIR (default: NAME.cloaked.EXT beside each)")
-    s.add_argument("--strength", default=DEFAULT_STRENGTH, choices=list(STRENGTHS),
-                   help="; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))
+    s.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
+                   help="; ".join(f"{k}: {m.summary}" for k, m in MODES.items()) + " (default: %(default)s)")
+    s.add_argument("--calm", type=float, metavar="X",
+                   help="neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (default)")
+    s.add_argument("--strength", choices=list(STRENGTHS),
+                   help="adversarial stage preset (subtle mode; adds the stage to neutral): "
+                        + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))
     s.add_argument("--steps", type=int, help="attack steps (overrides the preset)")
     s.add_argument("--epsilon", type=float, help="cap on the perturbation, full-scale amplitude (e.g. 0.005)")
     s.add_argument("--snr", type=float, metavar="DB", help="SNR floor: never add more noise than this")

@@ -79,6 +79,8 @@ class CloakReport:
     snr_db: float
     probs_before: dict[str, float] = field(default_factory=dict)
     probs_after: dict[str, float] = field(default_factory=dict)
+    mode: str = "subtle"
+    duration_out_s: float | None = None  # set when the mode changes the timing
 
     @property
     def emotion_before(self) -> str:

@@ -14,7 +14,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from cloak.audio import MIN_DURATION_S, SILENCE_PEAK, AudioError, AudioInfo, atomic_path, clip_for, probe, to_mono
+from cloak.audio import (MIN_DURATION_S, SILENCE_PEAK, AudioError, AudioInfo, atomic_path, clip_for, load_audio, probe,
+                         to_mono, write_audio)
+from cloak.chain import Chain
 from cloak.cloaker import Cloaker, CloakReport, Progress, energy, make_report, snr_db
 from cloak.features import SAMPLE_RATE
 
@@ -60,14 +62,24 @@ def read_model_input(path: Path, info: AudioInfo) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def cloak_file(cloaker: Cloaker, src: str | os.PathLike, dest: str | os.PathLike, overwrite: bool = False,
+def cloak_file(cloaker: Cloaker | Chain, src: str | os.PathLike, dest: str | os.PathLike, overwrite: bool = False,
                progress: Progress | None = None) -> CloakReport:
-    """Cloak ``src`` into ``dest`` (same rate, channels, length, container and subtype)."""
+    """Cloak ``src`` into ``dest`` (same rate, channels, container and subtype).
+
+    A perturbation-only cloak (a :class:`Cloaker`, or the ``subtle`` mode) also keeps the length
+    and streams the file; a mode that neutralizes re-synthesizes the voice from the whole file.
+    """
     src, dest = Path(src), Path(dest)
     if dest.exists() and dest.resolve() == src.resolve():
         raise AudioError(f"{src}: refusing to overwrite the input")
     if dest.exists() and not overwrite:
         raise AudioError(f"{dest}: exists (use --overwrite to replace it)")
+    if isinstance(cloaker, Chain):
+        if cloaker.neutralizer is not None:
+            return _chain_file(cloaker, src, dest, overwrite, progress)
+        report = cloak_file(cloaker.cloaker, src, dest, overwrite, progress)
+        report.mode = cloaker.mode.name
+        return report
     info = probe(src)
     mono16 = read_model_input(src, info)
     delta16, before, after = cloaker.perturbation(mono16, progress)
@@ -81,6 +93,13 @@ def cloak_file(cloaker: Cloaker, src: str | os.PathLike, dest: str | os.PathLike
         raise
     snr = np.inf if p_noise == 0 else 10 * np.log10(max(p_sig, 1e-30) / p_noise)
     return make_report(info.duration, cloaker.config.steps, float(snr), before, after)
+
+
+def _chain_file(chain: Chain, src: Path, dest: Path, overwrite: bool, progress: Progress | None) -> CloakReport:
+    data, info = load_audio(src)
+    out, report = chain.cloak(data, info.samplerate, progress)
+    write_audio(dest, out, info, overwrite=overwrite)
+    return report
 
 
 def _write(src: Path, info: AudioInfo, delta16: np.ndarray, tmp: Path) -> tuple[float, float]:

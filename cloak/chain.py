@@ -1,0 +1,162 @@
+"""Cloaking modes: a chain of stages (neutralize -> attack) over one recording.
+
+A mode is a preset: a list of stage configs, so an ablation is a mode with a stage left out.
+
+- ``subtle``: the adversarial attack alone (imperceptible noise at ~35 dB SNR). It fools the
+  surrogate and models like it; recognizers of other families read the emotion as well as
+  through plain noise.
+- ``neutral`` (default): the neutralizer moves pitch, loudness, vocal effort and speaking rate
+  toward a calm delivery, which every family of recognizer reads; the voice sounds calmer.
+
+The neutralizer re-synthesizes the voice (WORLD) at the file's rate up to :data:`MAX_WORK_RATE`,
+in segments cut at pauses so memory stays bounded; the attack stage, when present, works at
+16 kHz on the neutralized audio as :class:`cloak.cloaker.Cloaker` does on the original.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from cloak.audio import check_wave, resample, to_mono
+from cloak.cloaker import STRENGTHS, CloakConfig, Cloaker, CloakReport, make_report, snr_db
+from cloak.emodb import EMOTIONS
+from cloak.features import SAMPLE_RATE
+from cloak.neutralizer import NeutralizeConfig, Neutralizer
+
+MAX_WORK_RATE = 24_000  # neutralizer rate cap: keeps speech up to 12 kHz, bounds WORLD's cost
+SEGMENT_S = 20.0  # neutralize long recordings in segments of about this length ...
+SEARCH_S = 5.0  # ... cut at the quietest 20 ms found within this many seconds before the mark
+FADE_S = 0.02
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A cloaking preset: which stages run, with which settings."""
+
+    name: str
+    summary: str
+    neutralize: NeutralizeConfig | None = None
+    attack: CloakConfig | None = None
+
+    @property
+    def keeps_timing(self) -> bool:
+        """True when the output is the input plus a perturbation (same length, SNR meaningful)."""
+        return self.neutralize is None
+
+    def with_strength(self, strength: float) -> Mode:
+        """This mode with the neutralizer's strength set (0 = vocoder alone, the control)."""
+        if self.neutralize is None:
+            raise ValueError(f"mode {self.name!r} has no neutralizer to set a strength for")
+        return replace(self, neutralize=replace(self.neutralize, strength=strength))
+
+
+MODES: dict[str, Mode] = {
+    "subtle": Mode("subtle", "imperceptible noise; fools models like cloak's own surrogate, not other families",
+                   attack=STRENGTHS["medium"]),
+    "neutral": Mode("neutral", "calmer pitch, loudness, effort and pace; hides the emotion from other recognizers too",
+                    neutralize=NeutralizeConfig()),
+}
+DEFAULT_MODE = "neutral"
+
+
+def split_points(wave: np.ndarray, sample_rate: int, segment_s: float = SEGMENT_S) -> list[int]:
+    """Cut positions (samples) about ``segment_s`` apart, each at the quietest 20 ms nearby."""
+    n, seg, search = len(wave), round(segment_s * sample_rate), round(SEARCH_S * sample_rate)
+    hop = max(1, round(0.02 * sample_rate))
+    cuts = [0]
+    while n - cuts[-1] > seg + search:
+        lo, hi = cuts[-1] + seg - search, cuts[-1] + seg
+        frames = wave[lo:hi - (hi - lo) % hop].reshape(-1, hop)
+        quiet = int(np.argmin((frames.astype(np.float64) ** 2).sum(axis=1)))
+        cuts.append(lo + quiet * hop + hop // 2)
+    return cuts + [n]
+
+
+class Chain:
+    """Run a :class:`Mode` on a recording.
+
+    >>> out, report = Chain(load_recognizer(), MODES["neutral"]).cloak(wave, sample_rate)
+    """
+
+    def __init__(self, model: nn.Module, mode: Mode, device: str | torch.device = "cpu") -> None:
+        self.mode = mode
+        self.neutralizer = Neutralizer(mode.neutralize) if mode.neutralize is not None else None
+        self.cloaker = Cloaker(model, mode.attack or CloakConfig(steps=0), device)
+
+    @property
+    def steps(self) -> int:
+        return self.mode.attack.steps if self.mode.attack else 0
+
+    def neutralize(self, mono: np.ndarray, sample_rate: int, progress: Progress | None = None) -> np.ndarray:
+        """Neutralize float32 mono audio segment by segment (cut at pauses, joined with short fades)."""
+        assert self.neutralizer is not None
+        cuts = split_points(mono, sample_rate)
+        fade = round(FADE_S * sample_rate)
+        out: list[np.ndarray] = []
+        for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+            piece = self.neutralizer(mono[a:b], sample_rate)
+            if out and fade and len(out[-1]) > fade and len(piece) > fade:
+                ramp = np.linspace(0, 1, fade, dtype=np.float32)
+                out[-1][-fade:] = out[-1][-fade:] * (1 - ramp) + piece[:fade] * ramp
+                piece = piece[fade:]
+            out.append(piece)
+            if progress:
+                progress(i + 1, len(cuts) - 1)
+        return np.concatenate(out).astype(np.float32)
+
+    def cloak(self, wave: np.ndarray, sample_rate: int, progress: Progress | None = None,
+              ) -> tuple[np.ndarray, CloakReport]:
+        """Cloak ``(frames,)`` or ``(frames, channels)`` audio at any rate.
+
+        Returns float32 audio at ``sample_rate`` with the input's channels (the neutralizer works
+        on the downmix, so every channel gets the same voice) and a report whose ``snr_db`` is NaN
+        when the mode re-synthesizes the voice (a waveform SNR cannot judge that).
+        """
+        data = wave if wave.ndim == 2 else wave[:, None]
+        check_wave(data, sample_rate)
+        if self.neutralizer is None:
+            out, report = self.cloaker.cloak(data, sample_rate, progress)
+            report.mode = self.mode.name
+            return (out if wave.ndim == 2 else out[:, 0]), report
+        mono = to_mono(data)
+        work_rate = min(sample_rate, MAX_WORK_RATE)
+        stages = 1 + (self.steps > 0)
+        report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), stages * 100))) if progress else None
+        neutral = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
+                                  report_stage(0) if report_stage else None)
+        clean16 = resample(mono, sample_rate, SAMPLE_RATE)
+        if self.steps > 0:
+            n16 = resample(neutral, work_rate, SAMPLE_RATE)
+            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(1) if report_stage else None)
+            delta = resample(delta16, SAMPLE_RATE, work_rate)[: len(neutral)]
+            neutral = neutral.copy()
+            neutral[: len(delta)] += delta
+        out = resample(neutral, work_rate, sample_rate)
+        before = self.surrogate_probs(clean16)
+        after = self.surrogate_probs(resample(out, sample_rate, SAMPLE_RATE))
+        out = np.repeat(out[:, None], data.shape[1], axis=1)
+        report = make_report(data.shape[0] / sample_rate, self.steps, math.nan, before, after)
+        report.mode = self.mode.name
+        report.duration_out_s = out.shape[0] / sample_rate
+        return (out if wave.ndim == 2 else out[:, 0]), report
+
+    def surrogate_probs(self, wave16: np.ndarray) -> np.ndarray:
+        """The surrogate's emotion distribution for 16 kHz mono audio (windows averaged)."""
+        win = round(self.cloaker.config.window_s * SAMPLE_RATE)
+        chunks = [wave16[s:s + win] for s in range(0, max(len(wave16) - win // 4, 1), win)] or [wave16]
+        probs = np.zeros(len(EMOTIONS))
+        model = self.cloaker.model
+        with torch.no_grad():
+            for c in chunks:
+                x = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))[None].to(self.cloaker.device)
+                probs += torch.softmax(model(x), -1)[0].cpu().numpy()
+        return probs / len(chunks)
+
+
+__all__ = ["Chain", "Mode", "MODES", "DEFAULT_MODE", "snr_db"]
