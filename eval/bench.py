@@ -1,0 +1,371 @@
+"""Transfer bench: does a cloak hide the emotion from recognizers it never saw?
+
+Every judge (:mod:`cloak.eval.judges`, never used to craft) scores the held-out clips of its
+corpus in four conditions:
+
+* ``clean`` -- the original audio;
+* ``cloaked`` -- the mode at the chosen strength;
+* ``noise`` -- white noise added at the cloak's own SNR when the mode keeps the waveform's timing
+  (an equal-energy control), else at :data:`NOISE_SNR_DB`: a re-synthesized voice differs from
+  the original mostly in phase, so its "noise energy" would measure nothing a listener hears;
+* ``zero`` -- the same pipeline at strength zero (the vocoder alone; the identity for ``subtle``).
+
+**Hiding ratio** = (clean acc - acc) / (clean acc - chance): 0 = nothing hidden, 1 = chance.
+An effect counts only where the cloak clearly beats both controls: the 95 % paired-bootstrap
+interval of (control acc - cloaked acc) lies above zero for each control.
+Listener-side costs are measured on the same clips: DNSMOS P.835, speaker similarity to the
+clean clip, Whisper-base WER (and PESQ-WB for modes that keep the timing).
+Cloaked audio is cached per (mode settings, clip) under ``$CLOAK_CACHE/bench``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from cloak.chain import DEFAULT_MODE, MODES, Chain, Mode
+from cloak.metrics import accuracy, uar
+from cloak.model import load_recognizer
+
+log = logging.getLogger(__name__)
+
+CONDITIONS = ("clean", "cloaked", "noise", "zero")
+NOISE_SNR_DB = 20.0
+BOOTSTRAP = 2000
+LANGUAGES = {"emodb": "de", "ravdess": "en"}
+RAVDESS_TEXTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one bench run measures."""
+
+    mode: str = DEFAULT_MODE
+    strength: float | None = None  # neutralizer strength; None: the mode's own
+    corpora: tuple[str, ...] = ("emodb", "ravdess")
+    judges: tuple[str, ...] | None = None  # None: every shipped judge
+    asr: bool = True
+    quality: bool = True
+    limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if self.strength is not None and not 0 <= self.strength <= 1:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength}")
+        for c in self.corpora:
+            if c not in LANGUAGES:
+                raise ValueError(f"unknown corpus {c!r} (choose from {', '.join(LANGUAGES)})")
+
+    def resolved_mode(self, strength: float | None = None) -> Mode:
+        mode = MODES[self.mode]
+        s = self.strength if strength is None else strength
+        if mode.neutralize is not None and s is not None:
+            mode = mode.with_strength(s)
+        return mode
+
+    def zero_mode(self) -> Mode:
+        mode = MODES[self.mode]
+        if mode.neutralize is not None:
+            return replace(mode.with_strength(0.0), attack=None)
+        return replace(mode, attack=replace(mode.attack, steps=0)) if mode.attack else mode
+
+
+@dataclass
+class Clips:
+    """Held-out clips of one corpus: waves at 16 kHz, labels, names, reference texts."""
+
+    corpus: str
+    names: list[str]
+    waves: list[np.ndarray]
+    labels: np.ndarray
+    texts: list[str]
+
+
+def held_out(corpus: str, limit: int | None = None) -> Clips:
+    """The held-out clips of ``corpus`` (EmoDB 03+08; RAVDESS actors 17-20)."""
+    from cloak.emodb import TEXTS, parse_name
+    from cloak.eval.judges.data import corpus_clips, read_wave
+
+    _, clips = corpus_clips(corpus)
+    clips = clips[:limit] if limit else clips
+    if corpus == "emodb":
+        texts = [TEXTS[parse_name(c.path).text_code] for c in clips]
+    else:
+        texts = [RAVDESS_TEXTS[c.path.name.split("-")[4]] for c in clips]
+    return Clips(corpus, [c.path.name for c in clips], [read_wave(c.path) for c in clips],
+                 np.array([c.label for c in clips]), texts)
+
+
+def mode_key(mode: Mode) -> str:
+    """A short stable hash of a mode's settings and the code that shapes its output."""
+    import cloak.chain
+    import cloak.cloaker
+    import cloak.neutralizer
+
+    h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
+    for m in (cloak.chain, cloak.cloaker, cloak.neutralizer):
+        h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    from cloak.eval.asr import cache_root
+
+    return cache_root() / "bench"
+
+
+def process(chain: Chain, clips: Clips, progress: Progress | None = None, what: str = "cloak") -> list[np.ndarray]:
+    """Each clip through ``chain`` at 16 kHz, cached on disk by mode and clip name."""
+    folder = cache_dir() / f"{chain.mode.name}-{mode_key(chain.mode)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (name, wave) in enumerate(zip(clips.names, clips.waves)):
+        path = folder / f"{clips.corpus}-{name}.npy"
+        if path.is_file():
+            out.append(np.load(path, allow_pickle=False))
+        else:
+            y, _ = chain.cloak(wave, 16_000)
+            tmp = path.with_suffix(".part.npy")
+            np.save(tmp, y.astype(np.float32))
+            tmp.replace(path)
+            out.append(y.astype(np.float32))
+        if progress:
+            progress(what, i + 1, len(clips.names))
+    return out
+
+
+def add_noise(waves: Sequence[np.ndarray], snrs_db: Sequence[float], seed: int) -> list[np.ndarray]:
+    """White Gaussian noise at each clip's SNR (energy over the whole clip)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for w, snr in zip(waves, snrs_db):
+        noise = rng.standard_normal(len(w)).astype(np.float32)
+        scale = math.sqrt(float(np.mean(w.astype(np.float64) ** 2)) / 10 ** (snr / 10))
+        out.append((w + scale * noise).astype(np.float32))
+    return out
+
+
+def hiding_ratio(clean_acc: float, acc: float, chance: float) -> float:
+    """(clean - acc) / (clean - chance); NaN when the judge is at chance on clean audio."""
+    return (clean_acc - acc) / (clean_acc - chance) if clean_acc > chance else math.nan
+
+
+def bootstrap_interval(better: np.ndarray, worse: np.ndarray, seed: int, n: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of mean(better) - mean(worse) over clips (per-clip 0/1 hits)."""
+    rng = np.random.default_rng(seed)
+    diff = better.astype(np.float64) - worse.astype(np.float64)
+    idx = rng.integers(0, len(diff), size=(n, len(diff)))
+    means = diff[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+@dataclass
+class JudgeResult:
+    judge: str
+    family: str
+    corpus: str
+    chance: float
+    accuracy: dict[str, float] = field(default_factory=dict)
+    uar: dict[str, float] = field(default_factory=dict)
+    hiding: dict[str, float] = field(default_factory=dict)
+    margin_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # control acc - cloaked acc
+
+    @property
+    def beats_controls(self) -> bool:
+        return all(lo > 0 for lo, _ in self.margin_ci.values())
+
+
+def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, seed: int) -> JudgeResult:
+    """One judge on every condition."""
+    n_classes = len(judge.classes)
+    res = JudgeResult(judge.name, judge.family, judge.corpus, 1.0 / n_classes)
+    hits = {}
+    for cond, ws in waves.items():
+        pred = judge.predict_proba(ws).argmax(axis=1)
+        hits[cond] = pred == labels
+        res.accuracy[cond] = accuracy(labels, pred)
+        res.uar[cond] = uar(labels, pred, n_classes)
+    for cond in waves:
+        res.hiding[cond] = hiding_ratio(res.accuracy["clean"], res.accuracy[cond], res.chance)
+    for control in ("noise", "zero"):
+        if control in hits:
+            res.margin_ci[control] = bootstrap_interval(hits[control], hits["cloaked"], seed)
+    return res
+
+
+def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode, use_asr: bool,
+                    progress: Progress | None = None) -> dict:
+    """DNSMOS, speaker similarity, WER (and PESQ-WB when timing is kept) of clean vs cloaked."""
+    from cloak.eval.quality import DNSMOS, SpeakerSimilarity, cosine, pesq_wb
+
+    out: dict = {}
+    dnsmos = DNSMOS()
+    for cond in ("clean", "cloaked", "zero"):
+        scores = [dnsmos.score(w) for w in waves[cond]]
+        out[f"dnsmos_ovrl_{cond}"] = float(np.mean([s.ovrl for s in scores]))
+        out[f"dnsmos_sig_{cond}"] = float(np.mean([s.sig for s in scores]))
+        out[f"dnsmos_bak_{cond}"] = float(np.mean([s.bak for s in scores]))
+        if progress:
+            progress(f"dnsmos {cond}", 1, 1)
+    spk = SpeakerSimilarity()
+    ref = [spk.embed(w) for w in waves["clean"]]
+    for cond in ("cloaked", "zero"):
+        sims = [cosine(r, spk.embed(w)) for r, w in zip(ref, waves[cond])]
+        out[f"speaker_similarity_{cond}"] = float(np.mean(sims))
+    if mode.keeps_timing:
+        out["pesq_wb_cloaked"] = float(np.nanmean([pesq_wb(c, w) for c, w in zip(waves["clean"], waves["cloaked"])]))
+    if use_asr:
+        from cloak.eval.asr import CachedTranscriber, TranscriptCache, cache_root, make_transcriber
+        from cloak.eval.text import wer
+
+        asr = CachedTranscriber(make_transcriber("whisper", language=LANGUAGES[clips.corpus]),
+                                TranscriptCache(cache_root() / "transcripts.jsonl"))
+        for cond in ("clean", "cloaked"):
+            hyps = []
+            for i, w in enumerate(waves[cond]):
+                hyps.append(asr.transcribe(w, 16_000))
+                if progress:
+                    progress(f"asr {cond}", i + 1, len(waves[cond]))
+            out[f"wer_{cond}"] = wer(clips.texts, hyps)
+    return out
+
+
+@dataclass
+class CorpusResult:
+    corpus: str
+    n_clips: int
+    noise_snr_db: float
+    judges: list[JudgeResult]
+    quality: dict
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    mode: dict
+    corpora: list[CorpusResult]
+    seconds: float
+    realtime_factor: float  # cloaking time / audio duration, one process
+
+
+def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
+    """Run the bench over every requested corpus; see the module docstring."""
+    from cloak.eval.judges import available_judges, load_judge
+
+    t0 = time.perf_counter()
+    mode = config.resolved_mode()
+    model = load_recognizer()
+    chain, zero = Chain(model, mode), Chain(model, config.zero_mode())
+    results, cloak_seconds, audio_seconds = [], 0.0, 0.0
+    for corpus in config.corpora:
+        names = [j for j in (config.judges or available_judges(corpus)) if j in available_judges(corpus)]
+        if not names:
+            log.warning("no judge for %s: skipped", corpus)
+            continue
+        clips = held_out(corpus, config.limit)
+        tc = time.perf_counter()
+        cloaked = process(chain, clips, progress, f"{corpus}: cloak")
+        cloak_seconds += time.perf_counter() - tc
+        audio_seconds += sum(len(w) for w in clips.waves) / 16_000
+        waves = {"clean": clips.waves, "cloaked": cloaked, "zero": process(zero, clips, progress, f"{corpus}: zero")}
+        if mode.keeps_timing:
+            snrs = [10 * math.log10(float(np.sum(c.astype(np.float64) ** 2)) / max(float(np.sum((y - c).astype(np.float64) ** 2)), 1e-20))
+                    for c, y in zip(clips.waves, cloaked)]
+        else:
+            snrs = [NOISE_SNR_DB] * len(cloaked)
+        waves["noise"] = add_noise(clips.waves, snrs, config.seed)
+        judged = []
+        for name in names:
+            judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed))
+            if progress:
+                progress(f"{corpus}: judge {name}", 1, 1)
+        quality = quality_figures(clips, waves, mode, config.asr, progress) if config.quality else {}
+        results.append(CorpusResult(corpus, len(clips.names), float(np.mean(snrs)), judged, quality))
+    rtf = cloak_seconds / audio_seconds if audio_seconds else math.nan
+    return BenchResult(config, asdict(mode), results, time.perf_counter() - t0, rtf)
+
+
+def format_result(result: BenchResult) -> str:
+    """Markdown tables: per judge accuracy and hiding ratio by condition; the listener's costs."""
+    lines = [f"mode `{result.config.mode}`" + (f", strength {result.config.strength:g}" if result.config.strength is not None else "")
+             + f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)", ""]
+    for c in result.corpora:
+        lines += [f"**{c.corpus}** held-out ({c.n_clips} clips; noise control at {c.noise_snr_db:.1f} dB SNR)", "",
+                  "| judge | family | acc clean | acc cloaked | acc noise | acc zero | UAR clean | UAR cloaked "
+                  "| hiding cloaked | hiding noise | hiding zero | beats both controls |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for j in c.judges:
+            a, h = j.accuracy, j.hiding
+            lines.append(f"| {j.judge} | {j.family} | {a['clean']:.3f} | {a['cloaked']:.3f} | {a['noise']:.3f} | {a['zero']:.3f} "
+                         f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** | {h['noise']:.2f} "
+                         f"| {h['zero']:.2f} | {'yes' if j.beats_controls else 'no'} |")
+        if c.quality:
+            q = c.quality
+            lines += ["", "| listener | clean | cloaked | zero (vocoder alone) |", "|---|---|---|---|",
+                      f"| DNSMOS OVRL | {q['dnsmos_ovrl_clean']:.2f} | {q['dnsmos_ovrl_cloaked']:.2f} | {q['dnsmos_ovrl_zero']:.2f} |",
+                      f"| DNSMOS SIG | {q['dnsmos_sig_clean']:.2f} | {q['dnsmos_sig_cloaked']:.2f} | {q['dnsmos_sig_zero']:.2f} |",
+                      f"| DNSMOS BAK | {q['dnsmos_bak_clean']:.2f} | {q['dnsmos_bak_cloaked']:.2f} | {q['dnsmos_bak_zero']:.2f} |",
+                      f"| speaker similarity to clean | 1 | {q['speaker_similarity_cloaked']:.3f} | {q['speaker_similarity_zero']:.3f} |"]
+            if "wer_clean" in q:
+                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f} | |")
+            if "pesq_wb_cloaked" in q:
+                lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_result(result: BenchResult, out: Path) -> None:
+    """``results.json`` and ``results.md`` in ``out`` (atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"config": asdict(result.config), "mode": result.mode, "seconds": round(result.seconds, 1),
+               "realtime_factor": result.realtime_factor,
+               "corpora": [asdict(c) for c in result.corpora]}
+    for name, text in (("results.json", json.dumps(payload, indent=2, default=str)), ("results.md", format_result(result))):
+        tmp = out / f".{name}.part"
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out / name)
+
+
+def add_bench_parser(subparsers) -> None:
+    """``cloak bench``: the transfer bench on held-out speakers."""
+    p = subparsers.add_parser("bench", help="transfer bench: hiding ratio per independent judge, with controls and quality")
+    p.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES))
+    p.add_argument("--strength", type=float, help="neutralizer strength 0..1 (default: the mode's)")
+    p.add_argument("--corpus", action="append", choices=list(LANGUAGES), help="corpus to use (repeatable; default both)")
+    p.add_argument("--judge", action="append", help="judge name (repeatable; default every shipped judge)")
+    p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")
+    p.add_argument("--no-quality", action="store_true", help="skip DNSMOS, speaker similarity and WER")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N held-out clips per corpus")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=main_bench)
+
+
+def main_bench(args) -> int:
+    config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
+                         judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
+                         quality=not args.no_quality, limit=args.limit)
+    last = {"what": ""}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if not args.quiet and (what != last["what"] or done == total):
+            import sys
+
+            print(f"\r{what}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+            last["what"] = what
+
+    result = run_bench(config, progress)
+    out = Path(args.out or f"bench_{args.mode}")
+    write_result(result, out)
+    print(format_result(result))
+    return 0
