@@ -76,6 +76,9 @@ def test_dnsmos_windows_repeat_short_clips_and_hop_one_second():
     np.testing.assert_array_equal(windows[2], np.tile(short, 4)[32_000:32_000 + DNSMOS_WINDOW])
     long = np.zeros(20 * 16_000, dtype=np.float32)
     assert len(dnsmos_windows(long)) == 11  # every start 0..10 s, none lost to float rounding
+    assert len(dnsmos_windows(long, hop_seconds=3)) == 4  # starts 0, 3, 6, 9 s
+    with pytest.raises(ValueError, match="hop_seconds"):
+        DNSMOS(hop_seconds=0)
 
 
 def test_dnsmos_overall_drops_with_noise(load, dnsmos):
