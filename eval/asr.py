@@ -24,6 +24,7 @@ import speech_recognition as sr
 from faster_whisper import WhisperModel
 
 from cloak.audio import atomic_path, resample
+from cloak.eval.text import wer
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,14 @@ def make_transcriber(backend: str = "whisper", language: str = "de", **opts) -> 
     if backend not in BACKENDS:
         raise ASRError(f"unknown ASR backend {backend!r} (choose from {', '.join(BACKENDS)})")
     return BACKENDS[backend](language=language, **opts)
+
+
+def wer_of(transcriber: Transcriber, wave: np.ndarray, reference: str, sample_rate: int = ASR_RATE) -> float:
+    """Word error rate of what ``transcriber`` hears in ``wave`` against ``reference`` (normalized text).
+
+    The language is the transcriber's own (``transcriber.language``).
+    """
+    return wer([reference], [transcriber.transcribe(wave, sample_rate)])
 
 
 # --- transcript cache -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from cloak.emodb import TEXTS
 from cloak.eval.asr import (
     ASR_RATE, ASRError, CachedTranscriber, GoogleTranscriber, SphinxTranscriber, Transcriber, TranscriptCache,
     WhisperTranscriber, assemble_model_file, file_sha256, is_verified, make_transcriber, to_asr_rate,
-    transcript_key, verify_model_file,
+    transcript_key, verify_model_file, wer_of,
 )
 from cloak.eval.text import wer
 
@@ -211,6 +211,18 @@ def test_whisper_transcribes_held_out_emodb(held_out_clips):
         refs.append(TEXTS[u.text_code])
         hyps.append(asr.transcribe(to_mono(data), info.samplerate))
     assert wer(refs, hyps) < 0.35, list(zip(refs, hyps))
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_wer_of_scores_one_clip_against_its_text(held_out_clips):
+    u, data, info = held_out_clips[0]
+    asr = make_transcriber("whisper", "de")
+    wave = to_mono(data)
+    score = wer_of(asr, wave, TEXTS[u.text_code], info.samplerate)
+    assert score == wer([TEXTS[u.text_code]], [asr.transcribe(wave, info.samplerate)])
+    assert score < 0.35
+    assert wer_of(asr, wave, "ganz andere wörter hier", info.samplerate) > score
 
 
 @pytest.mark.requires_asr
