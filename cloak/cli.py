@@ -266,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for spec_true, spec_pseudo and wave (.png and .svg); a name with a suffix is used as a stem")
     s.set_defaults(func=cmd_plot)
 
+    from cloak.eval.bench import add_bench_parser
+    from cloak.eval.judges import add_judge_parser
+
+    add_bench_parser(sub)
+    add_judge_parser(sub)
+
     s = sub.add_parser("gui", help="open the desktop app")
     s.add_argument("file", nargs="?", help="audio file to open")
     s.set_defaults(func=cmd_gui)

@@ -37,7 +37,7 @@ from cloak.model import load_recognizer
 log = logging.getLogger(__name__)
 
 CONDITIONS = ("clean", "cloaked", "noise", "zero")
-NOISE_SNR_DB = 20.0
+NOISE_SNR_DB = 30.0
 BOOTSTRAP = 2000
 LANGUAGES = {"emodb": "de", "ravdess": "en"}
 RAVDESS_TEXTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
@@ -56,6 +56,8 @@ class BenchConfig:
     quality: bool = True
     limit: int | None = None
     seed: int = 0
+    overrides: tuple[tuple[str, float], ...] = ()  # neutralizer settings changed for an ablation
+
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,6 +70,10 @@ class BenchConfig:
 
     def resolved_mode(self, strength: float | None = None) -> Mode:
         mode = MODES[self.mode]
+        if self.overrides:
+            if mode.neutralize is None:
+                raise ValueError(f"mode {self.mode!r} has no neutralizer settings to change")
+            mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
         s = self.strength if strength is None else strength
         if mode.neutralize is not None and s is not None:
             mode = mode.with_strength(s)
@@ -210,7 +216,7 @@ def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode
 
     out: dict = {}
     dnsmos = DNSMOS()
-    for cond in ("clean", "cloaked", "zero"):
+    for cond in ("clean", "cloaked", "noise", "zero"):
         scores = [dnsmos.score(w) for w in waves[cond]]
         out[f"dnsmos_ovrl_{cond}"] = float(np.mean([s.ovrl for s in scores]))
         out[f"dnsmos_sig_{cond}"] = float(np.mean([s.sig for s in scores]))
@@ -311,15 +317,14 @@ def format_result(result: BenchResult) -> str:
                          f"| {h['zero']:.2f} | {'yes' if j.beats_controls else 'no'} |")
         if c.quality:
             q = c.quality
-            lines += ["", "| listener | clean | cloaked | zero (vocoder alone) |", "|---|---|---|---|",
-                      f"| DNSMOS OVRL | {q['dnsmos_ovrl_clean']:.2f} | {q['dnsmos_ovrl_cloaked']:.2f} | {q['dnsmos_ovrl_zero']:.2f} |",
-                      f"| DNSMOS SIG | {q['dnsmos_sig_clean']:.2f} | {q['dnsmos_sig_cloaked']:.2f} | {q['dnsmos_sig_zero']:.2f} |",
-                      f"| DNSMOS BAK | {q['dnsmos_bak_clean']:.2f} | {q['dnsmos_bak_cloaked']:.2f} | {q['dnsmos_bak_zero']:.2f} |",
-                      f"| speaker similarity to clean | 1 | {q['speaker_similarity_cloaked']:.3f} | {q['speaker_similarity_zero']:.3f} |"]
+            lines += ["", "| listener | clean | cloaked | noise | zero |", "|---|---|---|---|---|"]
+            lines += [f"| DNSMOS {k.upper()} | " + " | ".join(f"{q[f'dnsmos_{k}_{c}']:.2f}" for c in ("clean", "cloaked", "noise", "zero")) + " |"
+                      for k in ("ovrl", "sig", "bak")]
+            lines.append(f"| speaker similarity to clean | 1 | {q['speaker_similarity_cloaked']:.3f} | | {q['speaker_similarity_zero']:.3f} |")
             if "wer_clean" in q:
-                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f} | |")
+                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f} | | |")
             if "pesq_wb_cloaked" in q:
-                lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | |")
+                lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | | |")
         lines.append("")
     return "\n".join(lines)
 
@@ -346,15 +351,34 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")
     p.add_argument("--no-quality", action="store_true", help="skip DNSMOS, speaker similarity and WER")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N held-out clips per corpus")
+    p.add_argument("--set", action="append", default=[], metavar="CUE=X",
+                   help="change one neutralizer setting for an ablation, e.g. --set tilt=0 (repeatable)")
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=main_bench)
 
 
+def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``["tilt=0", "rate=0.5"]`` -> ``(("tilt", 0.0), ("rate", 0.5))``; ValueError names a bad item."""
+    from cloak.neutralizer import NeutralizeConfig
+
+    known = set(NeutralizeConfig.__dataclass_fields__) - {"strength"}
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--set {item!r}: expected CUE=X with CUE one of {', '.join(sorted(known))}")
+        try:
+            out.append((key, float(value)))
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {value!r} is not a number") from None
+    return tuple(out)
+
+
 def main_bench(args) -> int:
     config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
                          judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
-                         quality=not args.no_quality, limit=args.limit)
+                         quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set))
     last = {"what": ""}
 
     def progress(what: str, done: int, total: int) -> None:
