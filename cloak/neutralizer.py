@@ -188,15 +188,18 @@ def _neutral_envelope(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     sp = a.sp.copy()
     level = frame_level_db(a)
     active = active_frames(level)
-    # Vocal effort: a per-frame linear-in-octaves gain that moves the slope toward neutral.
-    tilt = _moving_average(spectral_tilt(a), 9)
-    correction = cfg.amount("tilt") * (NEUTRAL_TILT_DB_PER_OCT - tilt) * active
+    # Vocal effort: one static tilt (linear in octaves around 1 kHz) that moves the slope of the
+    # voiced speech toward neutral; per-frame tilt also carries phonemes (fricatives), so it stays.
+    voiced = active & (a.f0 > 0)
+    tilt = float(np.median(spectral_tilt(a)[voiced])) if voiced.sum() >= 10 else NEUTRAL_TILT_DB_PER_OCT
+    correction = cfg.amount("tilt") * (NEUTRAL_TILT_DB_PER_OCT - tilt)
     octaves = np.log2(np.maximum(a.freqs, 50.0) / TILT_PIVOT_HZ)
-    gain_db = correction[:, None] * np.clip(octaves, -3.5, 3.0)[None, :]
+    gain_db = np.broadcast_to(correction * np.clip(octaves, -2.0, 3.0), sp.shape).copy()
     # Loudness dynamics: pull the smoothed frame level of speech toward its mean.
     smooth = _moving_average(level, 21)
     mean = float(smooth[active].mean()) if active.any() else 0.0
-    gain_db += (cfg.amount("loudness") * (mean - smooth) * active)[:, None]
+    presence = _moving_average(active.astype(np.float64), 21)  # fades the gain in and out of pauses
+    gain_db += (np.clip(cfg.amount("loudness") * (mean - smooth), -12.0, 12.0) * presence)[:, None]
     sp *= 10 ** (gain_db / 10)
     return sp
 
