@@ -19,7 +19,8 @@ from cloak.pipeline import cloak_file
 AUDIO_SUFFIXES = frozenset("." + ext.lower() for ext in sf.available_formats()) | {".wave", ".aif", ".oga", ".opus"}
 CLOAKED_TAG = ".cloaked"
 REPORT_FIELDS = (
-    "file", "output", "status", "error", "duration_s", "steps", "snr_db", "emotion_before", "emotion_after",
+    "file", "output", "status", "error", "mode", "duration_s", "duration_out_s", "steps", "snr_db",
+    "emotion_before", "emotion_after",
     *(f"p_before_{e}" for e in EMOTIONS), *(f"p_after_{e}" for e in EMOTIONS),
 )
 
@@ -40,6 +41,7 @@ class Outcome:
     status: str
     report: CloakReport | None = None
     error: str = ""
+    extra: dict = field(default_factory=dict)  # columns added by the caller (e.g. an independent judge)
 
 
 @dataclass
@@ -126,18 +128,21 @@ def report_row(o: Outcome) -> dict:
     row = {"file": str(o.job.src), "output": str(o.job.dest), "status": o.status, "error": o.error}
     r = o.report
     if r is not None:
-        row.update(duration_s=f"{r.duration_s:.3f}", steps=r.steps, snr_db=f"{r.snr_db:.2f}",
+        row.update(mode=r.mode, duration_s=f"{r.duration_s:.3f}", steps=r.steps,
+                   snr_db="" if r.snr_db != r.snr_db else f"{r.snr_db:.2f}",
+                   duration_out_s="" if r.duration_out_s is None else f"{r.duration_out_s:.3f}",
                    emotion_before=r.emotion_before, emotion_after=r.emotion_after)
         row.update({f"p_before_{e}": f"{p:.4f}" for e, p in r.probs_before.items()})
         row.update({f"p_after_{e}": f"{p:.4f}" for e, p in r.probs_after.items()})
+    row.update({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in o.extra.items()})
     return row
 
 
-def write_report(result: BatchResult, path: str | os.PathLike) -> Path:
-    """Write the run report as CSV (one row per input), atomically."""
+def write_report(result: BatchResult, path: str | os.PathLike, extra_fields: tuple[str, ...] = ()) -> Path:
+    """Write the run report as CSV (one row per input, ``extra_fields`` appended), atomically."""
     path = Path(path)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS + extra_fields, extrasaction="ignore")
     writer.writeheader()
     for o in result.outcomes:
         writer.writerow(report_row(o))

@@ -103,6 +103,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if not jobs:
         raise ValueError("no audio files found in " + ", ".join(args.paths))
     cloaker = Chain(load_recognizer(args.model, _device(args.device)), mode, _device(args.device))
+    readout = None
+    if args.judge != "none" or args.quality:
+        from cloak.eval.readout import DEFAULT_JUDGE, Readout
+
+        readout = Readout(DEFAULT_JUDGE if args.judge == "none" else args.judge, quality=args.quality)
     durations = {j: _duration(j) for j in jobs}
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
@@ -117,17 +122,23 @@ def cmd_apply(args: argparse.Namespace) -> int:
         state["files"] += 1
         bar.n = round(state["base"], 1)
         bar.set_postfix_str(f"{state['files']}/{len(jobs)} files")
+        if outcome.status == "done" and readout is not None:
+            outcome.extra = readout.score_files(outcome.job.src, outcome.job.dest)
         if outcome.status == "done" and not args.quiet:
             r = outcome.report
             change = f"SNR {r.snr_db:.1f} dB" if r.duration_out_s is None else f"{r.duration_s:.1f} s -> {r.duration_out_s:.1f} s"
-            tqdm.write(f"{outcome.job.dest}  surrogate: {r.emotion_before} -> {r.emotion_after}  {change}")
+            heard = (f"  {outcome.extra['judge']} (independent): {outcome.extra['judge_before']} -> "
+                     f"{outcome.extra['judge_after']}" if outcome.extra else "")
+            tqdm.write(f"{outcome.job.dest}  surrogate: {r.emotion_before} -> {r.emotion_after}{heard}  {change}")
 
     result = batch.run(jobs, cloaker, overwrite=args.overwrite, resume=args.resume,
                        on_progress=on_progress, on_done=on_done)
     bar.close()
     report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
     if report_path:
-        batch.write_report(result, report_path)
+        from cloak.eval.readout import FIELDS
+
+        batch.write_report(result, report_path, FIELDS if readout is not None else ())
         print(f"report: {report_path}", file=sys.stderr)
     done = sum(o.status == "done" for o in result.outcomes)
     skipped = sum(o.status == "skipped" for o in result.outcomes)
@@ -210,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epsilon", type=float, help="cap on the perturbation, full-scale amplitude (e.g. 0.005)")
     s.add_argument("--snr", type=float, metavar="DB", help="SNR floor: never add more noise than this")
     s.add_argument("--objective", choices=sorted(OBJECTIVES), help="attack objective (default: topk)")
+    s.add_argument("--judge", default="egemaps-svm", metavar="NAME",
+                   help="independent judge whose reading before/after goes in the report ('none' to skip; "
+                        "see `cloak judge list`; default: %(default)s)")
+    s.add_argument("--quality", action="store_true",
+                   help="also report speaker similarity and DNSMOS OVRL before/after (about 1 s a clip)")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     s.add_argument("--resume", action="store_true", help="skip inputs whose output already exists")
     s.add_argument("--report", metavar="CSV", help="run report (default: OUTDIR/cloak-report.csv with -o)")

@@ -86,8 +86,9 @@ def analyse(wave: np.ndarray, sample_rate: int) -> Analysis:
     f0, t = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
     f0 = pyworld.stonemask(x, f0, t, sample_rate)
     f0 = _clean_voicing(f0)
-    sp = pyworld.cheaptrick(x, f0, t, sample_rate, f0_floor=F0_FLOOR)
-    ap = pyworld.d4c(x, f0, t, sample_rate)
+    fft_size = pyworld.get_cheaptrick_fft_size(sample_rate, F0_FLOOR)  # the same bins for both
+    sp = pyworld.cheaptrick(x, f0, t, sample_rate, f0_floor=F0_FLOOR, fft_size=fft_size)
+    ap = pyworld.d4c(x, f0, t, sample_rate, fft_size=fft_size)
     return Analysis(f0, sp, ap, sample_rate)
 
 

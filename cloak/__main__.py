@@ -1,0 +1,6 @@
+"""``python -m cloak``: the command line."""
+import sys
+
+from cloak.cli import main
+
+sys.exit(main())
