@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from cloak.chain import DEFAULT_MODE, MODES, Chain, Mode
+from cloak.cloaker import STRENGTHS
 from cloak.metrics import accuracy, uar
 from cloak.model import load_recognizer
 
@@ -57,6 +58,7 @@ class BenchConfig:
     limit: int | None = None
     seed: int = 0
     overrides: tuple[tuple[str, float], ...] = ()  # neutralizer settings changed for an ablation
+    attack: str | None = None  # add/replace the adversarial stage with this strength preset
 
 
     def __post_init__(self) -> None:
@@ -74,6 +76,8 @@ class BenchConfig:
             if mode.neutralize is None:
                 raise ValueError(f"mode {self.mode!r} has no neutralizer settings to change")
             mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
+        if self.attack is not None:
+            mode = replace(mode, attack=STRENGTHS[self.attack])
         s = self.strength if strength is None else strength
         if mode.neutralize is not None and s is not None:
             mode = mode.with_strength(s)
@@ -303,7 +307,10 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
 
 def format_result(result: BenchResult) -> str:
     """Markdown tables: per judge accuracy and hiding ratio by condition; the listener's costs."""
-    lines = [f"mode `{result.config.mode}`" + (f", strength {result.config.strength:g}" if result.config.strength is not None else "")
+    cfg = result.config
+    lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
+             + (f", attack stage {cfg.attack}" if cfg.attack else "")
+             + "".join(f", {k}={v:g}" for k, v in cfg.overrides)
              + f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)", ""]
     for c in result.corpora:
         lines += [f"**{c.corpus}** held-out ({c.n_clips} clips; noise control at {c.noise_snr_db:.1f} dB SNR)", "",
@@ -346,6 +353,7 @@ def add_bench_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="transfer bench: hiding ratio per independent judge, with controls and quality")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES))
     p.add_argument("--strength", type=float, help="neutralizer strength 0..1 (default: the mode's)")
+    p.add_argument("--attack", choices=list(STRENGTHS), help="add (or set) the adversarial stage with this preset")
     p.add_argument("--corpus", action="append", choices=list(LANGUAGES), help="corpus to use (repeatable; default both)")
     p.add_argument("--judge", action="append", help="judge name (repeatable; default every shipped judge)")
     p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")
@@ -378,7 +386,8 @@ def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
 def main_bench(args) -> int:
     config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
                          judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
-                         quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set))
+                         quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set),
+                         attack=args.attack)
     last = {"what": ""}
 
     def progress(what: str, done: int, total: int) -> None:

@@ -1,0 +1,52 @@
+"""Real-time factor of each cloaking mode, one process, on held-out EmoDB clips.
+
+Times :meth:`cloak.chain.Chain.cloak` (analysis, neutralizing, synthesis, attack and the
+surrogate's before/after readings) on the first N held-out clips at 16 kHz, and on one of
+them at 48 kHz stereo, and prints seconds of work per second of audio.
+
+    OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from cloak.chain import MODES, Chain
+from cloak.emodb import find_emodb, load_emodb, split
+from cloak.model import load_recognizer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("CLOAK_THREADS", "1")))
+    held = split(load_emodb(find_emodb()))[1][: args.clips]
+    waves = [sf.read(str(u.path), dtype="float32")[0] for u in held]
+    audio_s = sum(len(w) for w in waves) / 16_000
+    model = load_recognizer(device=args.device)
+    hi = np.stack([soxr.resample(waves[0], 16_000, 48_000)] * 2, axis=1)
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {len(waves)} clips, {audio_s:.1f} s of audio, "
+          f"load {os.getloadavg()[0]:.2f}")
+    for name, mode in MODES.items():
+        chain = Chain(model, mode, args.device)
+        chain.cloak(waves[0], 16_000)  # warm-up
+        t = time.perf_counter()
+        for w in waves:
+            chain.cloak(w, 16_000)
+        rtf = (time.perf_counter() - t) / audio_s
+        t = time.perf_counter()
+        chain.cloak(hi, 48_000)
+        rtf_hi = (time.perf_counter() - t) / (len(hi) / 48_000)
+        print(f"{name:<8} real-time factor {rtf:.3f} at 16 kHz mono, {rtf_hi:.3f} at 48 kHz stereo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The transfer bench: its arithmetic, its controls, and a small real run."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cloak.eval import bench
+
+
+def test_hiding_ratio_is_zero_for_nothing_hidden_and_one_at_chance():
+    assert bench.hiding_ratio(0.8, 0.8, 1 / 7) == 0.0
+    assert bench.hiding_ratio(0.8, 1 / 7, 1 / 7) == pytest.approx(1.0)
+    assert bench.hiding_ratio(0.8, 0.9, 1 / 7) < 0
+    assert math.isnan(bench.hiding_ratio(0.1, 0.05, 1 / 7))
+
+
+def test_bootstrap_interval_separates_a_real_gap_from_none():
+    rng = np.random.default_rng(1)
+    control = rng.random(200) < 0.8
+    cloaked = rng.random(200) < 0.3
+    lo, hi = bench.bootstrap_interval(control, cloaked, seed=0)
+    assert 0.35 < lo < 0.5 < hi < 0.65
+    lo, hi = bench.bootstrap_interval(control, control, seed=0)
+    assert lo == hi == 0.0
+
+
+def test_noise_control_has_the_requested_snr():
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(16_000).astype(np.float32) * 0.1 for _ in range(3)]
+    noisy = bench.add_noise(waves, [30.0, 20.0, 10.0], seed=0)
+    for w, n, snr in zip(waves, noisy, (30.0, 20.0, 10.0)):
+        measured = 10 * np.log10(np.sum(w.astype(np.float64) ** 2) / np.sum((n - w).astype(np.float64) ** 2))
+        assert measured == pytest.approx(snr, abs=0.3)
+
+
+def test_overrides_are_checked():
+    assert bench.parse_overrides(["tilt=0", "rate=0.5"]) == (("tilt", 0.0), ("rate", 0.5))
+    with pytest.raises(ValueError, match="CUE=X"):
+        bench.parse_overrides(["volume=1"])
+    with pytest.raises(ValueError, match="not a number"):
+        bench.parse_overrides(["tilt=high"])
+    with pytest.raises(ValueError, match="no neutralizer"):
+        bench.BenchConfig(mode="subtle", overrides=(("tilt", 0.0),)).resolved_mode()
+
+
+def test_zero_control_is_the_pipeline_at_strength_zero():
+    zero = bench.BenchConfig(mode="neutral", attack="medium").zero_mode()
+    assert zero.neutralize.strength == 0.0 and zero.attack is None
+    assert bench.BenchConfig(mode="subtle").zero_mode().attack.steps == 0
+
+
+def test_small_bench_run_writes_results(tmp_path, monkeypatch, emodb_root):
+    monkeypatch.setenv("CLOAK_CACHE", str(tmp_path / "cache"))
+    config = bench.BenchConfig(mode="neutral", corpora=("emodb",), judges=("egemaps-svm",), quality=False,
+                               asr=False, limit=4)
+    result = bench.run_bench(config)
+    (corpus,) = result.corpora
+    (judge,) = corpus.judges
+    assert corpus.n_clips == 4 and corpus.noise_snr_db == bench.NOISE_SNR_DB
+    assert set(judge.accuracy) == set(bench.CONDITIONS)
+    for cond, acc in judge.accuracy.items():
+        assert judge.hiding[cond] == pytest.approx(bench.hiding_ratio(judge.accuracy["clean"], acc, 1 / 7))
+    assert result.realtime_factor > 0
+    bench.write_result(result, tmp_path / "out")
+    payload = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert payload["corpora"][0]["judges"][0]["judge"] == "egemaps-svm"
+    assert "| egemaps-svm |" in (tmp_path / "out" / "results.md").read_text()
+    # A second run reads the cloaked audio back from the cache instead of recomputing it.
+    cached = list((tmp_path / "cache" / "bench").rglob("*.npy"))
+    assert len(cached) == 8
