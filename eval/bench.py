@@ -165,6 +165,45 @@ def add_noise(waves: Sequence[np.ndarray], snrs_db: Sequence[float], seed: int) 
     return out
 
 
+class ScoreCache:
+    """Per-clip scores keyed by (scorer, audio content), appended to a JSON-lines file.
+
+    Clean, noise and zero-strength audio is the same for every strength of a mode, so a frontier
+    or a repeated run scores each of them once.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path, self.store = path, {}
+        if path is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.store[rec["k"]] = rec["v"]
+                except (ValueError, KeyError):
+                    continue  # a line cut short by an interrupted run
+
+    @staticmethod
+    def key(scorer: str, wave: np.ndarray) -> str:
+        return scorer + ":" + hashlib.sha1(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).hexdigest()
+
+    def many(self, scorer: str, waves: Sequence[np.ndarray], compute: Callable[[list[np.ndarray]], list]) -> list:
+        """Scores of ``waves`` under ``scorer``, computing (in one batch) only the missing ones."""
+        keys = [self.key(scorer, w) for w in waves]
+        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        if missing:
+            values = compute([waves[i] for i in missing])
+            lines = []
+            for i, v in zip(missing, values):
+                v = np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+                self.store[keys[i]] = v
+                lines.append(json.dumps({"k": keys[i], "v": v}))
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write("\n".join(lines) + "\n")
+        return [self.store[k] for k in keys]
+
+
 def hiding_ratio(clean_acc: float, acc: float, chance: float) -> float:
     """(clean - acc) / (clean - chance); NaN when the judge is at chance on clean audio."""
     return (clean_acc - acc) / (clean_acc - chance) if clean_acc > chance else math.nan
@@ -195,13 +234,16 @@ class JudgeResult:
         return all(lo > 0 for lo, _ in self.margin_ci.values())
 
 
-def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, seed: int) -> JudgeResult:
+def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, seed: int,
+                scores: ScoreCache | None = None) -> JudgeResult:
     """One judge on every condition."""
     n_classes = len(judge.classes)
     res = JudgeResult(judge.name, judge.family, judge.corpus, 1.0 / n_classes)
+    scores = scores or ScoreCache(None)
     hits = {}
     for cond, ws in waves.items():
-        pred = judge.predict_proba(ws).argmax(axis=1)
+        probs = np.asarray(scores.many(f"judge/{judge.name}", ws, lambda b: list(judge.predict_proba(b))))
+        pred = probs.argmax(axis=1)
         hits[cond] = pred == labels
         res.accuracy[cond] = accuracy(labels, pred)
         res.uar[cond] = uar(labels, pred, n_classes)
@@ -214,24 +256,27 @@ def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, s
 
 
 def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode, use_asr: bool,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, scores: ScoreCache | None = None) -> dict:
     """DNSMOS, speaker similarity, WER (and PESQ-WB when timing is kept) of clean vs cloaked."""
     from cloak.eval.quality import DNSMOS, SpeakerSimilarity, cosine, pesq_wb
 
+    scores = scores or ScoreCache(None)
     out: dict = {}
     dnsmos = DNSMOS()
     for cond in ("clean", "cloaked", "noise", "zero"):
-        scores = [dnsmos.score(w) for w in waves[cond]]
-        out[f"dnsmos_ovrl_{cond}"] = float(np.mean([s.ovrl for s in scores]))
-        out[f"dnsmos_sig_{cond}"] = float(np.mean([s.sig for s in scores]))
-        out[f"dnsmos_bak_{cond}"] = float(np.mean([s.bak for s in scores]))
+        sig_bak_ovrl = np.asarray(scores.many("dnsmos", waves[cond], lambda b: [
+            [(s := dnsmos.score(w)).sig, s.bak, s.ovrl] for w in b]))
+        for k, col in (("sig", 0), ("bak", 1), ("ovrl", 2)):
+            out[f"dnsmos_{k}_{cond}"] = float(sig_bak_ovrl[:, col].mean())
         if progress:
             progress(f"dnsmos {cond}", 1, 1)
     spk = SpeakerSimilarity()
-    ref = [spk.embed(w) for w in waves["clean"]]
+    embed = lambda ws: np.asarray(scores.many("ge2e", ws, lambda b: [spk.embed(w) for w in b]))  # noqa: E731
+    ref = embed(waves["clean"])
     for cond in ("cloaked", "zero"):
-        sims = [cosine(r, spk.embed(w)) for r, w in zip(ref, waves[cond])]
+        sims = [cosine(r, e) for r, e in zip(ref, embed(waves[cond]))]
         out[f"speaker_similarity_{cond}"] = float(np.mean(sims))
+        out[f"speaker_similarity_min_{cond}"] = float(np.min(sims))
     if mode.keeps_timing:
         out["pesq_wb_cloaked"] = float(np.nanmean([pesq_wb(c, w) for c, w in zip(waves["clean"], waves["cloaked"])]))
     if use_asr:
@@ -276,6 +321,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
     mode = config.resolved_mode()
     model = load_recognizer()
     chain, zero = Chain(model, mode), Chain(model, config.zero_mode())
+    scores = ScoreCache(cache_dir() / "scores.jsonl")
     results, cloak_seconds, audio_seconds = [], 0.0, 0.0
     for corpus in config.corpora:
         names = [j for j in (config.judges or available_judges(corpus)) if j in available_judges(corpus)]
@@ -296,10 +342,10 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
         waves["noise"] = add_noise(clips.waves, snrs, config.seed)
         judged = []
         for name in names:
-            judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed))
+            judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed, scores))
             if progress:
                 progress(f"{corpus}: judge {name}", 1, 1)
-        quality = quality_figures(clips, waves, mode, config.asr, progress) if config.quality else {}
+        quality = quality_figures(clips, waves, mode, config.asr, progress, scores) if config.quality else {}
         results.append(CorpusResult(corpus, len(clips.names), float(np.mean(snrs)), judged, quality))
     rtf = cloak_seconds / audio_seconds if audio_seconds else math.nan
     return BenchResult(config, asdict(mode), results, time.perf_counter() - t0, rtf)
@@ -348,6 +394,59 @@ def write_result(result: BenchResult, out: Path) -> None:
         tmp.replace(out / name)
 
 
+def run_frontier(config: BenchConfig, strengths: Sequence[float], out: Path,
+                 progress: Progress | None = None) -> list[BenchResult]:
+    """The bench at each neutralizer strength; writes ``frontier.json`` and ``frontier.png``/``.svg``."""
+    results = []
+    for s in strengths:
+        result = run_bench(replace(config, strength=s), progress)
+        write_result(result, out / f"strength_{s:g}")
+        results.append(result)
+    points = [{"strength": r.config.strength, "corpus": c.corpus, "quality": c.quality,
+               "hiding": {j.judge: j.hiding["cloaked"] for j in c.judges}} for r in results for c in r.corpora]
+    (out / "frontier.json").write_text(json.dumps(points, indent=2) + "\n", encoding="utf-8")
+    plot_frontier(points, out / "frontier")
+    return results
+
+
+def plot_frontier(points: list[dict], stem: Path) -> None:
+    """Hiding ratio per judge against DNSMOS OVRL and WER increase, one point per strength."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    judges = sorted({(p["corpus"], j) for p in points for j in p["hiding"]})
+    for corpus, judge in judges:
+        pts = [p for p in points if p["corpus"] == corpus and judge in p["hiding"]]
+        y = [p["hiding"][judge] for p in pts]
+        for ax, xkey in zip(axes, ("dnsmos", "wer")):
+            if xkey == "dnsmos":
+                x = [p["quality"].get("dnsmos_ovrl_cloaked", math.nan) for p in pts]
+            else:
+                x = [p["quality"].get("wer_cloaked", math.nan) - p["quality"].get("wer_clean", math.nan) for p in pts]
+            ax.plot(x, y, marker="o", label=f"{judge} ({corpus})")
+            for xi, yi, p in zip(x, y, pts):
+                ax.annotate(f"{p['strength']:g}", (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    clean = [p["quality"]["dnsmos_ovrl_clean"] for p in points if "dnsmos_ovrl_clean" in p["quality"]]
+    if clean:
+        axes[0].axvline(np.mean(clean) - 0.3, color="grey", ls="--", lw=0.8, label="clean DNSMOS - 0.3 (target)")
+    axes[1].axvline(0.03, color="grey", ls=":", lw=0.8, label="WER +0.03 (target)")
+    for ax in axes:
+        ax.axhline(0.5, color="grey", ls=":", lw=0.8)
+        ax.grid(alpha=0.3)
+    axes[0].set(xlabel="DNSMOS OVRL of cloaked audio (higher is better)", ylabel="hiding ratio (1 = chance)")
+    axes[0].invert_xaxis()
+    axes[1].set(xlabel="Whisper-base WER increase over clean")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("cloak neutral mode: hiding from independent judges against listener cost (labels: strength)")
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(stem.with_suffix(f".{ext}"), dpi=130)
+    plt.close(fig)
+
+
 def add_bench_parser(subparsers) -> None:
     """``cloak bench``: the transfer bench on held-out speakers."""
     p = subparsers.add_parser("bench", help="transfer bench: hiding ratio per independent judge, with controls and quality")
@@ -361,6 +460,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N held-out clips per corpus")
     p.add_argument("--set", action="append", default=[], metavar="CUE=X",
                    help="change one neutralizer setting for an ablation, e.g. --set tilt=0 (repeatable)")
+    p.add_argument("--frontier", metavar="S,S,...", help="run at each neutralizer strength and plot hiding against quality")
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=main_bench)
@@ -397,8 +497,17 @@ def main_bench(args) -> int:
             print(f"\r{what}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
             last["what"] = what
 
-    result = run_bench(config, progress)
     out = Path(args.out or f"bench_{args.mode}")
+    if args.frontier:
+        try:
+            strengths = [float(x) for x in args.frontier.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--frontier {args.frontier!r}: expected numbers such as 0,0.5,1") from None
+        for r in run_frontier(config, strengths, out, progress):
+            print(format_result(r))
+        print(f"frontier: {out / 'frontier.png'}")
+        return 0
+    result = run_bench(config, progress)
     write_result(result, out)
     print(format_result(result))
     return 0
