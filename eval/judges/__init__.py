@@ -26,6 +26,7 @@ __all__ = ["Judge", "JudgeError", "available_judges", "add_judge_parser", "evalu
 
 # name -> (module in this package, corpus, checkpoint file)
 REGISTRY: dict[str, tuple[str, str, str]] = {
+    "gru-mel": ("gru_mel", "emodb", "gru_mel.pt"),
     "egemaps-svm": ("egemaps", "emodb", "egemaps_svm.npz"),
     "whisper-probe": ("whisper_probe", "emodb", "whisper_probe.npz"),
     "speaker-probe": ("speaker_probe", "emodb", "speaker_probe.npz"),
