@@ -30,6 +30,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "egemaps-svm": ("egemaps", "emodb", "egemaps_svm.npz"),
     "whisper-probe": ("whisper_probe", "emodb", "whisper_probe.npz"),
     "speaker-probe": ("speaker_probe", "emodb", "speaker_probe.npz"),
+    "ravdess-mfcc": ("ravdess_mfcc", "ravdess", "ravdess_mfcc.pt"),
 }
 HELD_OUT_NAMES = {"emodb": "EmoDB speakers 03+08", "ravdess": "RAVDESS actors 17-20"}
 
