@@ -11,19 +11,19 @@ from cloak.eval.judges import REGISTRY, Judge, JudgeError, available_judges, che
 from cloak.eval.judges.data import RAVDESS_EMOTIONS, corpus_clips, read_wave
 from cloak.eval.judges.store import cached_features, load_npz, save_npz
 
-N_CLIPS = 20
+N_CLIPS = {"emodb": 20, "ravdess": 40}  # of 107 and 240 held-out clips
 
 
 @pytest.fixture(scope="module")
 def held_out_set():
-    """Per corpus: ``N_CLIPS`` held-out clips spread over the sorted list (both speakers, all emotions)."""
+    """Per corpus: ``N_CLIPS`` held-out clips spread over the sorted list (all held-out speakers and emotions)."""
     sets = {}
     for corpus in ("emodb", "ravdess"):
         try:
             held = corpus_clips(corpus)[1]
         except JudgeError as e:
             pytest.skip(str(e))
-        pick = [held[i] for i in np.linspace(0, len(held) - 1, N_CLIPS).round().astype(int)]
+        pick = [held[i] for i in np.linspace(0, len(held) - 1, N_CLIPS[corpus]).round().astype(int)]
         sets[corpus] = ([read_wave(c.path) for c in pick], np.array([c.label for c in pick]))
     return sets
 
@@ -53,14 +53,15 @@ def test_judge_predicts_held_out_clips_above_chance(name, held_out_set, judges):
     assert judge.classes == (EMOTIONS if judge.corpus == "emodb" else RAVDESS_EMOTIONS)
     waves, labels = held_out_set[judge.corpus]
     probs = judge.predict_proba(waves)
-    assert probs.shape == (N_CLIPS, len(judge.classes))
+    assert probs.shape == (len(labels), len(judge.classes))
     assert (probs >= 0).all() and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     accuracy = (probs.argmax(axis=1) == labels).mean()
-    # chance is 1/7 (EmoDB) or 1/8 (RAVDESS); every judge scores >= 0.55 on these clips when trained
-    assert accuracy >= 0.4, f"{name}: {accuracy:.2f} on {N_CLIPS} held-out clips"
+    # chance is 1/7 (EmoDB) or 1/8 (RAVDESS); the shipped judges score 0.50-0.87 on all held-out clips
+    assert accuracy >= 2.5 / len(judge.classes), f"{name}: {accuracy:.2f} on {len(labels)} held-out clips"
     # the checkpoint records how it was trained and what it scored held out
-    assert judge.meta["held_out"]["uar"] > 0.4
-    assert not {"03", "08", "17", "18", "19", "20"} & set(judge.meta["train_speakers"])
+    assert judge.meta["held_out"]["uar"] >= 2.5 / len(judge.classes)
+    held_speakers = {"emodb": {"03", "08"}, "ravdess": {"17", "18", "19", "20"}}[judge.corpus]
+    assert not held_speakers & set(judge.meta["train_speakers"])
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

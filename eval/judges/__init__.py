@@ -26,9 +26,11 @@ __all__ = ["Judge", "JudgeError", "available_judges", "add_judge_parser", "evalu
 
 # name -> (module in this package, corpus, checkpoint file)
 REGISTRY: dict[str, tuple[str, str, str]] = {
+    "gru-mel": ("gru_mel", "emodb", "gru_mel.pt"),
     "egemaps-svm": ("egemaps", "emodb", "egemaps_svm.npz"),
     "whisper-probe": ("whisper_probe", "emodb", "whisper_probe.npz"),
     "speaker-probe": ("speaker_probe", "emodb", "speaker_probe.npz"),
+    "ravdess-mfcc": ("ravdess_mfcc", "ravdess", "ravdess_mfcc.pt"),
 }
 HELD_OUT_NAMES = {"emodb": "EmoDB speakers 03+08", "ravdess": "RAVDESS actors 17-20"}
 
