@@ -30,7 +30,7 @@ def snapshot(path):
 def test_apply_folder_mirrors_tree_and_writes_report(folder, tmp_path, capsys):
     before = snapshot(folder)
     out = tmp_path / "out"
-    assert main(["apply", str(folder), "-o", str(out), "--strength", "low", "-q"]) == 0
+    assert main(["apply", str(folder), "-o", str(out), "--mode", "subtle", "--strength", "low", "-q"]) == 0
     outs = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
     assert outs == sorted(p.relative_to(folder) for p in before)
     assert snapshot(folder) == before  # inputs untouched
@@ -38,6 +38,9 @@ def test_apply_folder_mirrors_tree_and_writes_report(folder, tmp_path, capsys):
     assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
     assert all(float(r["snr_db"]) > 30 for r in rows)
     assert all(r["emotion_before"] in EMOTIONS and r["emotion_after"] in EMOTIONS for r in rows)
+    # what an independent judge (never used to craft) hears, beside the surrogate
+    assert all(r["judge"] == "egemaps-svm" and r["judge_before"] in EMOTIONS and r["judge_after"] in EMOTIONS
+               for r in rows)
     # a second run refuses to overwrite, --resume skips, --overwrite replaces
     assert main(["apply", str(folder), "-o", str(out), "-q"]) == 1
     assert "exists" in capsys.readouterr().err
