@@ -447,6 +447,30 @@ def plot_frontier(points: list[dict], stem: Path) -> None:
     plt.close(fig)
 
 
+def format_table(folders: Sequence[Path]) -> str:
+    """One row per saved bench run (``results.json`` in each folder): hiding per judge and the costs."""
+    runs = []
+    for folder in folders:
+        payload = json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+        for c in payload["corpora"]:
+            runs.append((Path(folder).name, c))
+    judges = sorted({(c["corpus"], j["judge"]) for _, c in runs for j in c["judges"]})
+    head = "| run | corpus | " + " | ".join(f"{j}" for _, j in judges) + " | DNSMOS OVRL | speaker sim | WER |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, c in runs:
+        hid = {j["judge"]: j for j in c["judges"]}
+        cells = []
+        for corpus, j in judges:
+            r = hid.get(j) if corpus == c["corpus"] else None
+            cells.append("" if r is None else f"{r['hiding']['cloaked']:.2f}" + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " (n.s.)"))
+        q = c["quality"]
+        dn = f"{q['dnsmos_ovrl_cloaked']:.2f} (clean {q['dnsmos_ovrl_clean']:.2f})" if q else ""
+        sim = f"{q['speaker_similarity_cloaked']:.3f}" if q else ""
+        wer_ = f"{q['wer_cloaked']:.3f} (clean {q['wer_clean']:.3f})" if "wer_clean" in q else ""
+        lines.append(f"| {name} | {c['corpus']} | " + " | ".join(cells) + f" | {dn} | {sim} | {wer_} |")
+    return "\n".join(lines)
+
+
 def add_bench_parser(subparsers) -> None:
     """``cloak bench``: the transfer bench on held-out speakers."""
     p = subparsers.add_parser("bench", help="transfer bench: hiding ratio per independent judge, with controls and quality")
@@ -462,6 +486,7 @@ def add_bench_parser(subparsers) -> None:
                    help="change one neutralizer setting for an ablation, e.g. --set tilt=0 (repeatable)")
     p.add_argument("--frontier", metavar="S,S,...", help="run at each neutralizer strength and plot hiding against quality")
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
+    p.add_argument("--table", nargs="+", metavar="DIR", help="instead: print one table row per saved run folder")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=main_bench)
 
@@ -484,6 +509,9 @@ def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
 
 
 def main_bench(args) -> int:
+    if args.table:
+        print(format_table([Path(d) for d in args.table]))
+        return 0
     config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
                          judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
                          quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set),
