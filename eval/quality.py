@@ -5,8 +5,8 @@ Every metric takes float mono audio ``(time,)`` at :data:`SAMPLE_RATE` (16 kHz) 
 
 * :class:`DNSMOS` -- non-intrusive (no reference needed): Microsoft's DNSMOS P.835 model that
   ships inside the ``speechmos`` wheel, predicting the signal (SIG), background (BAK) and overall
-  (OVRL) opinion scores on a 1-5 scale. The only score that does not punish a change of pitch or
-  timing, so the one to judge the neutralizing modes by.
+  (OVRL) opinion scores on a 1-5 scale. Needing no clean reference, it does not punish a change
+  of pitch or timing: the quality score for the neutralizing modes.
 * :class:`SpeakerSimilarity` -- cosine similarity of GE2E speaker embeddings (``resemblyzer``'s
   pretrained ``VoiceEncoder``): is the cloaked voice still the user's?
 * :func:`pesq_wb`, :func:`stoi` -- intrusive: they compare waveforms sample by sample, so they
@@ -18,7 +18,6 @@ Word error rate lives in :mod:`cloak.eval.asr` (:func:`cloak.eval.asr.wer_of`).
 """
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Iterable
@@ -26,8 +25,6 @@ from dataclasses import dataclass, fields
 from importlib import resources
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # DNSMOS, the GE2E encoder, PESQ wide-band and our models all work at 16 kHz
 
