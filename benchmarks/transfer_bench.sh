@@ -8,17 +8,20 @@ export OMP_NUM_THREADS=1
 out=eval/results/bench
 mkdir -p "$out"
 
-# 1. The default mode and the subtle mode on both corpora (EmoDB 03+08, RAVDESS actors 17-20).
-cloak bench --mode neutral --out "$out/neutral" -q
+# 1. Frontier on EmoDB 03+08: hiding per judge against DNSMOS, speaker similarity and WER across
+#    neutralizer strengths (the default strength is one of them, so step 2 reuses its scores).
+cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,1 --out "$out/frontier" -q
+
+# 2. The default mode on both corpora (EmoDB 03+08; RAVDESS actors 17-20, judges only: the
+#    listener targets are set on 03+08), and the subtle mode on EmoDB.
+cloak bench --mode neutral --corpus emodb --out "$out/neutral" -q
+cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
 cloak bench --mode subtle --corpus emodb --out "$out/subtle" -q
 
-# 2. Ablation on EmoDB: each stage left out, and the adversarial stage added on top.
-for cue in pitch_range pitch_level loudness tilt rate; do
+# 3. Ablation on EmoDB: each cue left out, and the adversarial stage added on top.
+for cue in pitch_range pitch_level loudness tilt rate voice_quality; do
   cloak bench --mode neutral --corpus emodb --no-asr --set "$cue=0" --out "$out/ablation/without_$cue" -q
 done
 cloak bench --mode neutral --corpus emodb --no-asr --attack medium --out "$out/ablation/with_attack" -q
 
-# 3. Frontier on EmoDB: hiding per judge against DNSMOS and WER across neutralizer strengths.
-cloak bench --mode neutral --corpus emodb --frontier 0,0.25,0.5,0.75,1 --out "$out/frontier" -q
-
-cloak bench --table "$out/neutral" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out/neutral" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"

@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
                    help="; ".join(f"{k}: {m.summary}" for k, m in MODES.items()) + " (default: %(default)s)")
     s.add_argument("--calm", type=float, metavar="X",
-                   help="neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (default)")
+                   help=f"neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (every cue all the way; "
+                        f"default {MODES['neutral'].neutralize.strength:g})")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

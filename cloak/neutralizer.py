@@ -8,7 +8,7 @@ shape) and the aperiodicity are kept, so words and the speaker's timbre survive.
 
 Reference values are the means of the EmoDB *training* speakers' neutral clips (speakers 03 and
 08 never seen): see ``benchmarks/neutral_reference.py``. ``strength`` 0 is the vocoder alone
-(a control); 1 is the full preset.
+(a control); 1 moves every cue all the way.
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ F0_FLOOR, F0_CEIL = 60.0, 600.0
 NEUTRAL_TILT_DB_PER_OCT = -8.2  # regression slope of the voiced envelope, 100 Hz - 5 kHz
 NEUTRAL_F0_OVER_FLOOR = 1.39  # median voiced F0 / 5th percentile: a neutral voice sits this far above its floor
 NEUTRAL_SYLLABLE_RATE = 5.8  # syllable nuclei per second of phonation
+# Median aperiodicity (dB) of voiced speech in 0-1, 1-2, 2-4 and 4-8 kHz: breathiness / pressed voice.
+AP_BANDS_HZ = ((0.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
+NEUTRAL_AP_DB = (-25.4, -16.6, -4.5, -0.9)
 TARGET_RMS_DBFS = -24.0  # level of the active speech after neutralizing
 MAX_PAUSE_S = 0.25
 TILT_BAND_HZ = (100.0, 5000.0)
@@ -36,25 +39,30 @@ TILT_PIVOT_HZ = 1000.0
 
 @dataclass(frozen=True)
 class NeutralizeConfig:
-    """How far to move each cue toward neutral (0 = keep, 1 = all the way) at ``strength`` 1.
+    """How far to move each cue toward neutral (0 = keep, 1 = all the way), all scaled by ``strength``.
+
+    ``strength`` is the user's "calm" setting: 0 is the vocoder alone, 1 moves every cue all the
+    way to the neutral reference; the default sits on the measured frontier (README).
 
     ``pitch_range``: shrink the F0 excursions around the utterance's level.
     ``pitch_level``: move the F0 level toward where a neutral voice sits above its floor.
     ``loudness``: flatten frame-level loudness dynamics (the output level is always normalized).
     ``tilt``: set the spectral tilt (vocal effort) toward the neutral slope.
     ``rate``: time-stretch the phonation toward a neutral syllable rate; long pauses are shortened.
+    ``voice_quality``: move the aperiodicity (breathy or pressed voice) of voiced speech toward neutral.
     """
 
-    strength: float = 1.0
-    pitch_range: float = 0.7
-    pitch_level: float = 0.6
-    loudness: float = 0.5
-    tilt: float = 0.8
-    rate: float = 0.7
+    strength: float = 0.7
+    pitch_range: float = 1.0
+    pitch_level: float = 1.0
+    loudness: float = 1.0
+    tilt: float = 1.0
+    rate: float = 1.0
+    voice_quality: float = 1.0
     max_stretch: float = 1.35
 
     def __post_init__(self) -> None:
-        for name in ("strength", "pitch_range", "pitch_level", "loudness", "tilt", "rate"):
+        for name in ("strength", "pitch_range", "pitch_level", "loudness", "tilt", "rate", "voice_quality"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0 or math.isnan(v):
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -189,13 +197,20 @@ def _neutral_envelope(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     sp = a.sp.copy()
     level = frame_level_db(a)
     active = active_frames(level)
-    # Vocal effort: one static tilt (linear in octaves around 1 kHz) that moves the slope of the
-    # voiced speech toward neutral; per-frame tilt also carries phonemes (fricatives), so it stays.
+    # Vocal effort: move the spectral tilt (linear in octaves around 1 kHz) of voiced speech toward
+    # neutral, frame by frame (effort rises on stressed and emotional syllables); unvoiced frames
+    # (fricatives carry their own tilt, which words need) get the utterance's static correction.
     voiced = active & (a.f0 > 0)
-    tilt = float(np.median(spectral_tilt(a)[voiced])) if voiced.sum() >= 10 else NEUTRAL_TILT_DB_PER_OCT
-    correction = cfg.amount("tilt") * (NEUTRAL_TILT_DB_PER_OCT - tilt)
+    amount = cfg.amount("tilt")
+    if voiced.sum() >= 10:
+        tilt = _moving_average(spectral_tilt(a), 9)
+        correction = np.where(voiced, amount * (NEUTRAL_TILT_DB_PER_OCT - tilt),
+                              amount * (NEUTRAL_TILT_DB_PER_OCT - float(np.median(tilt[voiced]))))
+        correction = _moving_average(correction, 9)
+    else:
+        correction = np.zeros(len(level))
     octaves = np.log2(np.maximum(a.freqs, 50.0) / TILT_PIVOT_HZ)
-    gain_db = np.broadcast_to(correction * np.clip(octaves, -2.0, 3.0), sp.shape).copy()
+    gain_db = correction[:, None] * np.clip(octaves, -2.0, 3.0)[None, :]
     # Loudness dynamics: pull the smoothed frame level of speech toward its mean.
     smooth = _moving_average(level, 21)
     mean = float(smooth[active].mean()) if active.any() else 0.0
@@ -203,6 +218,26 @@ def _neutral_envelope(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     gain_db += (np.clip(cfg.amount("loudness") * (mean - smooth), -12.0, 12.0) * presence)[:, None]
     sp *= 10 ** (gain_db / 10)
     return sp
+
+
+def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
+    """Shift the voiced frames' aperiodicity per band toward the neutral medians (smooth in frequency)."""
+    amount = cfg.amount("voice_quality")
+    voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
+    if amount == 0 or voiced.sum() < 10:
+        return a.ap
+    f = a.freqs
+    ap_db = 10 * np.log10(np.maximum(a.ap, 1e-12))
+    centers, shifts = [], []
+    for (lo, hi), ref in zip(AP_BANDS_HZ, NEUTRAL_AP_DB):
+        band = (f >= lo) & (f < hi)
+        if band.any():
+            centers.append(np.sqrt(max(lo, 250.0) * hi))
+            shifts.append(amount * (ref - float(np.median(ap_db[voiced][:, band]))))
+    curve = np.interp(np.log(np.maximum(f, 1.0)), np.log(centers), shifts)
+    out = a.ap.copy()
+    out[voiced] = np.minimum(10 ** ((ap_db[voiced] + curve) / 10), 1.0)
+    return out
 
 
 def _retime(a: Analysis, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, cfg: NeutralizeConfig) -> Analysis:
@@ -272,7 +307,7 @@ class Neutralizer:
         a = analyse(wave, sample_rate)
         f0 = _neutral_pitch(a, self.config)
         sp = _neutral_envelope(a, self.config)
-        out = synthesize(_retime(a, f0, sp, a.ap, self.config))
+        out = synthesize(_retime(a, f0, sp, _neutral_aperiodicity(a, self.config), self.config))
         return normalize_level(out) if self.config.strength > 0 else _match_level(out, wave)
 
 

@@ -38,9 +38,9 @@ def test_config_rejects_out_of_range(bad):
 
 def test_angry_clip_moves_toward_neutral(held_out):
     wave = _read(held_out, "03a01Wa.wav")  # anger: wide pitch range, flat (effortful) tilt
-    out = Neutralizer()(wave, 16_000)
+    out = Neutralizer(NeutralizeConfig(strength=1.0, pitch_range=0.7))(wave, 16_000)
     assert np.isfinite(out).all() and np.abs(out).max() <= 0.98
-    assert _pitch_spread(out) < 0.6 * _pitch_spread(wave)
+    assert _pitch_spread(out) < 0.6 * _pitch_spread(wave)  # 30 % of the excursions kept, plus estimation noise
     before, after = _voiced_tilt(wave), _voiced_tilt(out)
     assert abs(after - NEUTRAL_TILT_DB_PER_OCT) < abs(before - NEUTRAL_TILT_DB_PER_OCT) - 1.0
 
