@@ -72,7 +72,7 @@ MESSAGES = {"not_audio.wav": "not a readable audio file", "empty.wav": "empty fi
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_bad_input_one_line_nothing_written(name, tmp_path, clip):
+def test_bad_input_one_line_nothing_written(name, tmp_path, clip, cloak_cmd):
     src = tmp_path / name
     if name == "truncated.wav":
         src.write_bytes(clip[1].path.read_bytes()[:30])  # cut inside the RIFF header
@@ -80,8 +80,8 @@ def test_bad_input_one_line_nothing_written(name, tmp_path, clip):
         BAD[name](src)
     before = src.read_bytes()
     out = tmp_path / "out"
-    proc = subprocess.run(["cloak", "apply", str(src), "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*cloak_cmd, "apply", str(src), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("  failed:")]
@@ -123,7 +123,11 @@ def test_predict_any_rate_and_channels(clip, tmp_path, capsys):
     assert max(abs(a["probabilities"][e] - b["probabilities"][e]) for e in EMOTIONS) < 0.1
 
 
-def test_help_lists_subcommands():
-    out = subprocess.run(["cloak", "--help"], capture_output=True, text=True).stdout
-    for cmd in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
-        assert cmd in out
+@pytest.mark.parametrize("how", ["script", "python -m"])
+def test_help_lists_subcommands(how, cloak_cmd, tmp_path):
+    cmd = cloak_cmd if how == "script" else [sys.executable, "-m", "cloak"]
+    proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: cloak ")
+    for sub in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
+        assert sub in proc.stdout
