@@ -131,3 +131,39 @@ def test_help_lists_subcommands(how, cloak_cmd, tmp_path):
     assert proc.stdout.startswith("usage: cloak ")
     for sub in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
         assert sub in proc.stdout
+
+
+def test_resume_keeps_earlier_figures(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    first = next(folder.glob("*.wav"))
+    assert main(["apply", str(first), "-o", str(out), "--steps", "2", "-q"]) == 0
+    earlier = list(csv.DictReader(open(out / "cloak-report.csv")))
+    assert main(["apply", str(first), str(folder / "sub"), "-o", str(out), "--steps", "2", "--resume", "-q"]) == 0
+    assert "1 cloaked, 1 skipped" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(out / "cloak-report.csv")))
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[0] == earlier[0]  # the skipped file's figures, as first reported
+    assert all(float(r["snr_db"]) > 30 and r["emotion_before"] in EMOTIONS for r in rows)
+
+
+def test_killed_batch_resumes_to_a_complete_report(folder, tmp_path, cloak_cmd):
+    """SIGKILL after the first file: the report of the finished file survives, and --resume completes it."""
+    import signal
+    import time
+
+    for i in range(3):
+        shutil.copy(next(folder.glob("*.wav")), folder / f"extra{i}.wav")
+    out, report = tmp_path / "out", tmp_path / "out" / "cloak-report.csv"
+    cmd = [*cloak_cmd, "apply", str(folder), "-o", str(out), "--steps", "40", "-q"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not report.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = [r["file"] for r in csv.DictReader(open(report)) if r["status"] == "done"]
+    assert 1 <= len(done_before) < 5
+    assert subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    rows = list(csv.DictReader(open(report)))
+    assert sorted(r["file"] for r in rows) == sorted(str(j.src) for j in batch.plan([folder]))  # each once
+    assert all(r["status"] == "done" and float(r["snr_db"]) > 20 and r["emotion_after"] in EMOTIONS for r in rows)
