@@ -167,3 +167,20 @@ def test_killed_batch_resumes_to_a_complete_report(folder, tmp_path, cloak_cmd):
     rows = list(csv.DictReader(open(report)))
     assert sorted(r["file"] for r in rows) == sorted(str(j.src) for j in batch.plan([folder]))  # each once
     assert all(r["status"] == "done" and float(r["snr_db"]) > 20 and r["emotion_after"] in EMOTIONS for r in rows)
+
+
+def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
+    """The README's first command needs nothing beside the clone: its input is in the repository."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    first = re.search(r"```bash\n(.+?)\n```", (repo / "README.md").read_text(encoding="utf-8")).group(1)
+    args = first.split("&& cloak ", 1)[1].split()
+    assert args[:2] == ["apply", "demo/sad.flac"] and (repo / args[1]).is_file()
+    proc = subprocess.run([*cloak_cmd, "apply", str(repo / args[1]), "-o", str(tmp_path / "cloaked"), "-q"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next(csv.DictReader(open(tmp_path / "cloaked" / "cloak-report.csv")))
+    assert row["emotion_before"] == "sadness" and row["emotion_after"] != "sadness"
+    assert float(row["snr_db"]) > 34
