@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +41,8 @@ def main() -> None:
                 f.write(np.repeat(part[:, None], args.channels, axis=1))
                 written += len(part)
         t = time.perf_counter()
-        proc = subprocess.run(["cloak", "apply", str(src), "-o", str(Path(tmp) / "out"), "-q",
-                               "--strength", args.strength], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "cloak", "apply", str(src), "-o", str(Path(tmp) / "out"), "-q",
+                               "--strength", args.strength], capture_output=True, text=True, cwd=tmp)
         wall = time.perf_counter() - t
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if proc.returncode:

@@ -15,6 +15,7 @@ import soundfile as sf
 import soxr
 
 MIN_DURATION_S = 0.1
+FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})  # sample formats that hold values beyond +-1.0
 SILENCE_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which a recording counts as silent
 
 
@@ -94,7 +95,12 @@ def to_model_rate(data: np.ndarray, samplerate: int, target_rate: int) -> np.nda
 
 
 def clip_for(subtype: str, data: np.ndarray) -> np.ndarray:
-    """Clip to the range the output subtype can hold, so integer formats never wrap around."""
+    """Clip to the range an integer subtype can hold, so it never wraps around.
+
+    Float subtypes (:data:`FLOAT_SUBTYPES`) hold samples beyond full scale and keep them.
+    """
+    if subtype in FLOAT_SUBTYPES:
+        return data
     top = 1.0
     if subtype.startswith("PCM_") and subtype != "PCM_U8":
         bits = int(subtype[4:])

@@ -138,16 +138,53 @@ def report_row(o: Outcome) -> dict:
     return row
 
 
-def write_report(result: BatchResult, path: str | os.PathLike, extra_fields: tuple[str, ...] = ()) -> Path:
-    """Write the run report as CSV (one row per input, ``extra_fields`` appended), atomically."""
-    path = Path(path)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS + extra_fields, extrasaction="ignore")
-    writer.writeheader()
-    for o in result.outcomes:
-        writer.writerow(report_row(o))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def read_report(path: str | os.PathLike) -> dict[str, dict]:
+    """Rows of an earlier report that hold figures (status ``done``), keyed by output path; ``{}`` if none."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    return {_key(r["output"]): r for r in rows
+            if r.get("status") == "done" and r.get("output") and all(r.get(k) is not None for k in REPORT_FIELDS)}
+
+
+def _key(output: str) -> str:
+    return str(Path(output).resolve())
+
+
+class RunReport:
+    """The CSV run report (one row per input, ``extra_fields`` appended), rewritten atomically after every file.
+
+    A killed batch therefore leaves a report of the files it finished. With ``resume``, a file
+    skipped because its output exists keeps its row from the earlier report at ``path``, so a
+    resumed report holds every file's figures once.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool = False, extra_fields: tuple[str, ...] = ()) -> None:
+        self.path = Path(path)
+        self.fields = REPORT_FIELDS + extra_fields
+        self.earlier = read_report(self.path) if resume else {}
+        self.rows: list[dict] = []
+
+    def add(self, outcome: Outcome) -> None:
+        row = report_row(outcome)
+        if outcome.status == "skipped":
+            row = self.earlier.get(_key(row["output"]), row)
+        self.rows.append(row)
+        self.write()
+
+    def write(self) -> Path:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = atomic_path(self.path)
+        try:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.path

@@ -112,6 +112,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
     state = {"base": 0.0, "files": 0}
+    report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
+    report = None
+    if report_path:
+        from cloak.eval.readout import FIELDS
+
+        report = batch.RunReport(report_path, resume=args.resume, extra_fields=FIELDS if readout is not None else ())
 
     def on_progress(job, fraction):
         bar.n = round(state["base"] + fraction * durations[job], 1)
@@ -124,6 +130,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['files']}/{len(jobs)} files")
         if outcome.status == "done" and readout is not None:
             outcome.extra = readout.score_files(outcome.job.src, outcome.job.dest)
+        if report:
+            report.add(outcome)
         if outcome.status == "done" and not args.quiet:
             r = outcome.report
             change = f"SNR {r.snr_db:.1f} dB" if r.duration_out_s is None else f"{r.duration_s:.1f} s -> {r.duration_out_s:.1f} s"
@@ -134,11 +142,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     result = batch.run(jobs, cloaker, overwrite=args.overwrite, resume=args.resume,
                        on_progress=on_progress, on_done=on_done)
     bar.close()
-    report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
-    if report_path:
-        from cloak.eval.readout import FIELDS
-
-        batch.write_report(result, report_path, FIELDS if readout is not None else ())
+    if report:
         print(f"report: {report_path}", file=sys.stderr)
     done = sum(o.status == "done" for o in result.outcomes)
     skipped = sum(o.status == "skipped" for o in result.outcomes)

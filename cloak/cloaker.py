@@ -170,6 +170,10 @@ class Cloaker:
         overlap = round(cfg.overlap_s * SAMPLE_RATE)
         starts = window_starts(n, win, overlap)
         env = frame_envelope(wave)
+        # Float audio may exceed full scale: the model sees it scaled into [-1, 1] (its front end
+        # is gain-invariant), never clipped, and the perturbation is scaled back to the file's level.
+        peak = float(np.abs(wave).max(initial=0.0))
+        gain = np.float32(1.0 / peak if peak > 1.0 else 1.0)
         attack = IterativeFGSM(self.model, steps=cfg.steps, alpha=cfg.step_size, objective=OBJECTIVES[cfg.objective])
         num = np.zeros(n, dtype=np.float32)
         den = np.zeros(n, dtype=np.float32)
@@ -177,8 +181,8 @@ class Cloaker:
         total = cfg.steps * math.ceil(len(starts) / cfg.batch_windows)
         for b0 in range(0, len(starts), cfg.batch_windows):
             chunk = starts[b0:b0 + cfg.batch_windows]
-            x = torch.from_numpy(np.stack([wave[s:s + win] for s in chunk])).to(self.device)
-            bound = torch.from_numpy(np.stack([self._bound(env, s, win) for s in chunk])).to(self.device)
+            x = torch.from_numpy(np.stack([wave[s:s + win] * gain for s in chunk])).to(self.device)
+            bound = torch.from_numpy(np.stack([self._bound(env, s, win) * gain for s in chunk])).to(self.device)
             clean = self._probs(x)
             before += clean.sum(0).cpu()
             done = cfg.steps * (b0 // cfg.batch_windows)
@@ -189,12 +193,13 @@ class Cloaker:
                 num[s:s + win] += w * d
                 den[s:s + win] += w
         np.divide(num, den, out=num)
+        num /= gain
         delta = self.apply_floor(wave, num)
         after = torch.zeros(len(EMOTIONS))
         for b0 in range(0, len(starts), cfg.batch_windows):
             chunk = starts[b0:b0 + cfg.batch_windows]
-            x = torch.from_numpy(np.stack([wave[s:s + win] + delta[s:s + win] for s in chunk])).to(self.device)
-            after += self._probs(x.clamp(-1, 1)).sum(0).cpu()
+            x = torch.from_numpy(np.stack([(wave[s:s + win] + delta[s:s + win]) * gain for s in chunk])).to(self.device)
+            after += self._probs(x.clamp(-1, 1)).sum(0).cpu()  # as written: integer formats clip at full scale
         return delta, (before / len(starts)).numpy(), (after / len(starts)).numpy()
 
     def apply_floor(self, wave: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -209,15 +214,16 @@ class Cloaker:
               ) -> tuple[np.ndarray, CloakReport]:
         """Cloak ``wave`` (``(frames,)`` or ``(frames, channels)``, any rate) in memory.
 
-        Returns the cloaked audio with the input's shape, rate and dtype float32 (clipped to
-        [-1, 1]) and a :class:`CloakReport`.
+        Returns the cloaked audio with the input's shape and rate as float32, unclipped (float
+        audio may exceed full scale; :func:`cloak.audio.write_audio` clips integer formats), and
+        a :class:`CloakReport`.
         """
         data = wave if wave.ndim == 2 else wave[:, None]
         check_wave(data, sample_rate)
         mono16 = to_model_rate(data, sample_rate, SAMPLE_RATE)
         delta16, before, after = self.perturbation(mono16, progress)
         delta = fit_length(resample(delta16, SAMPLE_RATE, sample_rate), data.shape[0])
-        out = np.clip(data + delta[:, None], -1.0, 1.0).astype(np.float32)
+        out = (data + delta[:, None]).astype(np.float32)
         report = make_report(data.shape[0] / sample_rate, self.config.steps, snr_db(data, out - data), before, after)
         return (out if wave.ndim == 2 else out[:, 0]), report
 

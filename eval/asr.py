@@ -8,6 +8,7 @@ but knows only English.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -238,6 +239,8 @@ class SphinxTranscriber(Transcriber):
         self.language = language
 
     def _recognize(self, wave: np.ndarray) -> str:
+        if importlib.util.find_spec("pocketsphinx") is None:
+            raise ASRError("sphinx: pocketsphinx is not installed (pip install 'cloak[sphinx]')")
         try:
             return sr.Recognizer().recognize_sphinx(_audio_data(wave), language="en-US")
         except sr.UnknownValueError:

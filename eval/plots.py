@@ -2,7 +2,10 @@
 
 1. ``spec_true``   -- accuracy and loss against steps, spectrogram domain, true labels;
 2. ``spec_pseudo`` -- the same with pseudo labels;
-3. ``wave``        -- accuracy and WER against steps on cloaked waveforms (every waveform run found).
+3. ``wave``        -- accuracy and WER against steps on cloaked waveforms (every waveform run found);
+
+and from a ``privacy.json`` (:mod:`cloak.eval.privacy`) ``privacy``: UAR overall and per sex of
+the shipped surrogate, the adaptive attacker and the clean control on clean and cloaked audio.
 
 Each figure is written as PNG and SVG. A figure whose data is missing is skipped with a note.
 """
@@ -181,12 +184,55 @@ def make_figures(runs: Sequence[dict], fig_arg: str | Path) -> tuple[list[Path],
     return written, skipped
 
 
+PRIVACY_BARS = (("surrogate_clean", "surrogate\nclean"), ("surrogate_cloaked", "surrogate\ncloaked"),
+                ("control_clean", "control\nclean"), ("control_cloaked", "control\ncloaked"),
+                ("adaptive_clean", "adaptive\nclean"), ("adaptive_cloaked", "adaptive\ncloaked"))
+
+
+def plot_privacy(payload: dict):
+    """UAR overall and per held-out speaker's sex for each (recognizer, audio) of a ``privacy.json``."""
+    res = payload["results"]
+    bars = [(key, title) for key, title in PRIVACY_BARS if key in res]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.27
+    for i, (field, label, color) in enumerate((("uar", "all", ACC_COLOR), ("uar_f", "female (08)", "#e377c2"),
+                                               ("uar_m", "male (03)", "#7f7f7f"))):
+        ax.bar([j + (i - 1) * width for j in range(len(bars))], [res[k].get(field, math.nan) for k, _ in bars],
+               width, label=label, color=color)
+    ax.axhline(CHANCE, ls="--", lw=1, color="gray", label="chance")
+    ax.set_xticks(range(len(bars)), [title for _, title in bars], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("UAR on held-out speakers (privacy = 1 - UAR)")
+    ax.set_title(f"Adaptive attacker: a fresh CNN trained {payload['train_config']['epochs']} epochs on "
+                 f"{payload['n_train']} cloaked clips (n={payload['n_held_out']} held out)", fontsize=10)
+    ax.legend(fontsize=8, ncol=4, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def privacy_figures(paths: Iterable[str | Path], fig_arg: str | Path) -> list[Path]:
+    """``privacy`` figures for every ``privacy.json`` below the given folders."""
+    found = [f for p in map(Path, paths) if p.is_dir() for f in sorted(p.rglob("privacy.json"))]
+    written = []
+    for f in found:
+        fig = plot_privacy(json.loads(f.read_text(encoding="utf-8")))
+        stem = output_stem(fig_arg, "privacy" if len(found) == 1 else f"privacy_{f.parent.name}")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for fmt in FORMATS:
+            written.append(stem.with_name(f"{stem.name}.{fmt}"))
+            fig.savefig(written[-1], dpi=150)
+        plt.close(fig)
+    return written
+
+
 def main_plot(args) -> int:
     """``cloak plot RESULTS... -o FIG``."""
     paths = find_results(args.results)
-    if not paths:
-        raise ValueError(f"no results.json in {', '.join(args.results)}")
-    written, skipped = make_figures(load_results(paths), args.output)
+    privacy = privacy_figures(args.results, args.output)
+    if not paths and not privacy:
+        raise ValueError(f"no results.json or privacy.json in {', '.join(args.results)}")
+    written, skipped = make_figures(load_results(paths), args.output) if paths else ([], [])
+    written += privacy
     for note in skipped:
         print(f"skipped {note}")
     for path in written:

@@ -22,13 +22,11 @@ from cloak.audio import AudioError
 from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS, CloakConfig
 
 from . import audio_device, session, worker
-from ._compat import protect_singletons
 from .plots import AudioPlots
 from .session import Source
 from .widgets import Banner, ProbabilityBars
 
 log = logging.getLogger(__name__)
-protect_singletons()  # before any other Qt call; see _compat
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.aiff *.aif *.au *.caf *.mp3);;All files (*)"
 MAX_RECORD_S = 300.0

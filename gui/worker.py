@@ -19,10 +19,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from torch import nn
 
 from cloak.cloaker import CloakConfig, Cloaker, CloakReport
-from ._compat import protect_singletons
 
 log = logging.getLogger(__name__)
-protect_singletons()  # before any other Qt call; see _compat
 
 
 class Cancelled(Exception):

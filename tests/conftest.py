@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -44,6 +47,20 @@ def recognizer():
     from cloak.model import load_recognizer
 
     return load_recognizer()
+
+
+@pytest.fixture(scope="session")
+def cloak_cmd() -> list[str]:
+    """The installed ``cloak`` command of this interpreter's environment, found without ``PATH``.
+
+    Beside ``sys.executable`` (a virtual environment's bin/, activated or not) or in the scheme's
+    scripts folder; else ``python -m cloak``. Run it with a ``cwd`` outside the checkout, so the
+    source folder ``cloak/`` never shadows the installed package.
+    """
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        if (folder / "cloak").is_file():
+            return [str(folder / "cloak")]
+    return [sys.executable, "-m", "cloak"]
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ MESSAGES = {"not_audio.wav": "not a readable audio file", "empty.wav": "empty fi
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_bad_input_one_line_nothing_written(name, tmp_path, clip):
+def test_bad_input_one_line_nothing_written(name, tmp_path, clip, cloak_cmd):
     src = tmp_path / name
     if name == "truncated.wav":
         src.write_bytes(clip[1].path.read_bytes()[:30])  # cut inside the RIFF header
@@ -80,8 +80,8 @@ def test_bad_input_one_line_nothing_written(name, tmp_path, clip):
         BAD[name](src)
     before = src.read_bytes()
     out = tmp_path / "out"
-    proc = subprocess.run(["cloak", "apply", str(src), "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*cloak_cmd, "apply", str(src), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("  failed:")]
@@ -123,7 +123,69 @@ def test_predict_any_rate_and_channels(clip, tmp_path, capsys):
     assert max(abs(a["probabilities"][e] - b["probabilities"][e]) for e in EMOTIONS) < 0.1
 
 
-def test_help_lists_subcommands():
-    out = subprocess.run(["cloak", "--help"], capture_output=True, text=True).stdout
-    for cmd in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
-        assert cmd in out
+@pytest.mark.parametrize("how", ["script", "python -m"])
+def test_help_lists_subcommands(how, cloak_cmd, tmp_path):
+    cmd = cloak_cmd if how == "script" else [sys.executable, "-m", "cloak"]
+    proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: cloak ")
+    for sub in ("predict", "apply", "train", "data", "sweep", "plot", "gui"):
+        assert sub in proc.stdout
+
+
+def test_resume_keeps_earlier_figures(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    first = next(folder.glob("*.wav"))
+    assert main(["apply", str(first), "-o", str(out), "--mode", "subtle", "--steps", "2", "-q"]) == 0
+    earlier = list(csv.DictReader(open(out / "cloak-report.csv")))
+    assert main(["apply", str(first), str(folder / "sub"), "-o", str(out), "--mode", "subtle", "--steps", "2",
+                 "--resume", "-q"]) == 0
+    assert "1 cloaked, 1 skipped" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(out / "cloak-report.csv")))
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[0] == earlier[0]  # the skipped file's figures, as first reported
+    assert all(float(r["snr_db"]) > 30 and r["emotion_before"] in EMOTIONS for r in rows)
+
+
+def test_killed_batch_resumes_to_a_complete_report(folder, tmp_path, cloak_cmd):
+    """SIGKILL after the first file: the report of the finished file survives, and --resume completes it."""
+    import signal
+    import time
+
+    for i in range(3):
+        shutil.copy(next(folder.glob("*.wav")), folder / f"extra{i}.wav")
+    out, report = tmp_path / "out", tmp_path / "out" / "cloak-report.csv"
+    cmd = [*cloak_cmd, "apply", str(folder), "-o", str(out), "--mode", "subtle", "--steps", "40", "-q"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not report.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = [r["file"] for r in csv.DictReader(open(report)) if r["status"] == "done"]
+    assert 1 <= len(done_before) < 5
+    assert subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    rows = list(csv.DictReader(open(report)))
+    assert sorted(r["file"] for r in rows) == sorted(str(j.src) for j in batch.plan([folder]))  # each once
+    assert all(r["status"] == "done" and float(r["snr_db"]) > 20 and r["emotion_after"] in EMOTIONS for r in rows)
+
+
+def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
+    """The README's first command needs nothing beside the clone: its input is in the repository."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    first = re.search(r"```bash\n(.+?)\n```", (repo / "README.md").read_text(encoding="utf-8")).group(1)
+    args = first.split("&& cloak ", 1)[1].split()
+    assert args[:2] == ["apply", "demo/sad.flac"] and (repo / args[1]).is_file()
+    for extra in ([], ["--mode", "subtle"]):
+        out = tmp_path / "-".join(["cloaked", *extra])
+        proc = subprocess.run([*cloak_cmd, "apply", str(repo / args[1]), "-o", str(out), "-q", *extra],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert sf.info(out / "sad.flac").frames > 0
+        row = next(csv.DictReader(open(out / "cloak-report.csv")))
+        assert row["status"] == "done" and row["emotion_before"] == "sadness"
+    # the subtle mode's perturbation turns the surrogate's confident reading to another emotion
+    assert row["emotion_after"] != "sadness" and float(row["snr_db"]) > 34

@@ -1,4 +1,5 @@
 import http.server
+import importlib.util
 import json
 import logging
 import socket
@@ -17,6 +18,8 @@ from cloak.eval.asr import (
     transcript_key, verify_model_file, wer_of,
 )
 from cloak.eval.text import wer
+
+HAS_POCKETSPHINX = importlib.util.find_spec("pocketsphinx") is not None  # the optional `sphinx` extra
 
 
 def tone(seconds=0.5, rate=ASR_RATE, freq=220.0):
@@ -46,8 +49,15 @@ def test_sphinx_is_english_only():
         make_transcriber("sphinx", "de")
 
 
+@pytest.mark.skipif(not HAS_POCKETSPHINX, reason="pocketsphinx is not installed (the `sphinx` extra: pip install '.[sphinx]')")
 def test_sphinx_runs_offline():
     assert isinstance(SphinxTranscriber().transcribe(tone(1.0), ASR_RATE), str)
+
+
+@pytest.mark.skipif(HAS_POCKETSPHINX, reason="pocketsphinx is installed")
+def test_sphinx_without_its_extra_says_how_to_get_it():
+    with pytest.raises(ASRError, match=r"pocketsphinx is not installed \(pip install 'cloak\[sphinx\]'\)"):
+        SphinxTranscriber().transcribe(tone(1.0), ASR_RATE)
 
 
 # --- google against a fake endpoint -----------------------------------------------------------

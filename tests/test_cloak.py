@@ -131,3 +131,34 @@ def test_int16_output_clips_instead_of_wrapping(cloaker, clip, tmp_path):
     # a wrap-around would flip a full-scale sample to the opposite sign
     assert not np.any((a.astype(int) > 30000) & (b.astype(int) < 0))
     assert np.abs(b.astype(int) - a.astype(int)).max() < 3000
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_float_file_beyond_full_scale_keeps_its_range(cloaker, clip, tmp_path, subtype):
+    """Float formats hold samples beyond +-1.0 legally: nothing is clipped and the SNR is the cloak's own."""
+    wave, _ = clip
+    loud = (wave / np.abs(wave).max() * 3.0).astype(np.float32)  # peaks at 3x full scale
+    src = tmp_path / "loud.wav"
+    sf.write(src, loud, 16000, subtype=subtype)
+    report = cloak_file(cloaker, src, tmp_path / "out.wav")
+    assert sf.info(tmp_path / "out.wav").subtype == subtype
+    a, _ = sf.read(src, dtype="float64")
+    b, _ = sf.read(tmp_path / "out.wav", dtype="float64")
+    assert np.abs(b).max() > 2.5
+    assert snr_db(a, b - a) == pytest.approx(report.snr_db, abs=0.01)
+    assert report.snr_db >= STRENGTHS["medium"].snr_db - 1.0
+    assert report.emotion_after != report.emotion_before
+
+
+def test_in_memory_loud_float_is_scaled_for_the_model_and_back(cloaker, clip):
+    """4x full scale: the model sees exactly the unit-peak audio, and the perturbation comes back 4x."""
+    wave, _ = clip
+    unit = (wave / np.abs(wave).max()).astype(np.float32)
+    out1, r1 = cloaker.cloak(unit, SAMPLE_RATE)
+    out4, r4 = cloaker.cloak(unit * 4, SAMPLE_RATE)
+    assert np.abs(out4).max() > 3.5
+    assert np.allclose(out4, 4 * out1, rtol=0, atol=1e-6)
+    assert r4.snr_db == pytest.approx(r1.snr_db, abs=1e-3) and r4.snr_db >= STRENGTHS["medium"].snr_db - 1.0
+    for e in r1.probs_before:
+        assert r4.probs_before[e] == pytest.approx(r1.probs_before[e], abs=1e-5)
+        assert r4.probs_after[e] == pytest.approx(r1.probs_after[e], abs=1e-5)

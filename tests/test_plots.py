@@ -61,3 +61,16 @@ def test_plot_input_errors(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"rows": []}))
     with pytest.raises(ValueError, match="not a sweep results.json"):
         load_results([tmp_path / "bad.json"])
+
+
+def test_privacy_figure_from_the_committed_adaptive_attacker_run(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "eval" / "results" / "privacy" / "privacy.json"
+    shutil.copy(committed, tmp_path / "privacy.json")
+    assert cli.main(["plot", str(tmp_path), "-o", str(tmp_path / "figs")]) == 0
+    written = sorted((tmp_path / "figs").iterdir())
+    assert [p.name for p in written] == ["privacy.png", "privacy.svg"]
+    check_images(written)
+    assert str(tmp_path / "figs" / "privacy.png") in capsys.readouterr().out
