@@ -65,7 +65,8 @@ class _Panel(QWidget):
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(parent)
         self.title = title
-        self.duration = 0.0
+        self.duration = 0.0  # seconds of audio shown
+        self.span = 0.0  # seconds the time axis covers (>= duration: original and cloaked share a scale)
         self.hint = ""
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(200, 120)
@@ -92,14 +93,15 @@ class _Panel(QWidget):
             p.drawText(r, Qt.AlignCenter, self.hint)
             p.end()
             return
-        self.draw_data(p, r)
+        span = max(self.span, self.duration)
+        self.draw_data(p, QRectF(r.left(), r.top(), r.width() * self.duration / span, r.height()))
         p.setPen(QColor("#555"))
         p.setBrush(Qt.NoBrush)
         p.drawRect(r)
-        step = nice_step(self.duration, max(2, int(r.width() // 70)))
+        step = nice_step(span, max(2, int(r.width() // 70)))
         t = 0.0
-        while t <= self.duration + 1e-9:
-            x = r.left() + r.width() * t / self.duration
+        while t <= span + 1e-9:
+            x = r.left() + r.width() * t / span
             p.drawLine(QPointF(x, r.bottom()), QPointF(x, r.bottom() + 4))
             p.drawText(QRectF(x - 30, r.bottom() + 4, 60, self.BOTTOM - 4), Qt.AlignHCenter | Qt.AlignTop, f"{t:g}")
             t += step
@@ -126,11 +128,12 @@ class WaveformView(_Panel):
         self.peak = 1.0
 
     def set_wave(self, mono: np.ndarray | None, samplerate: int = 1, peak: float = 1.0,
-                 overlay: np.ndarray | None = None, hint: str = "") -> None:
+                 overlay: np.ndarray | None = None, hint: str = "", span: float = 0.0) -> None:
         self.hint = hint
         self.env = envelope(mono) if mono is not None else None
         self.overlay = envelope(np.clip(DELTA_GAIN * overlay, -peak, peak)) if overlay is not None else None
         self.duration = len(mono) / samplerate if mono is not None else 0.0
+        self.span = span
         self.peak = max(peak, 1e-4)
         self.update()
 
@@ -178,8 +181,9 @@ class SpectrogramView(_Panel):
         super().__init__(title, parent)
         self.image: QImage | None = None
 
-    def set_image(self, image: QImage | None, duration: float = 0.0, hint: str = "") -> None:
+    def set_image(self, image: QImage | None, duration: float = 0.0, hint: str = "", span: float = 0.0) -> None:
         self.image, self.duration, self.hint = image, duration if image is not None else 0.0, hint
+        self.span = span
         self.update()
 
     def draw_data(self, p: QPainter, r: QRectF) -> None:
@@ -222,18 +226,27 @@ class AudioPlots(QWidget):
         self.spec[kind].set_image(None, hint=hint)
 
     def show_audio(self, original: np.ndarray, samplerate: int, cloaked: np.ndarray | None = None) -> None:
-        """Show ``original`` and, if given, ``cloaked`` (same shape: ``(frames,)`` or ``(frames, channels)``)."""
-        frames = len(original)
+        """Show ``original`` and, if given, ``cloaked`` (``(frames,)`` or ``(frames, channels)``).
+
+        Both share one time scale. ``cloaked`` may be longer or shorter than ``original`` (a
+        re-synthesizing mode changes the timing); the magnified perturbation is drawn only when
+        the lengths match, since only then is the difference a perturbation.
+        """
         mono = original.mean(axis=1) if original.ndim == 2 else original
-        peak = float(np.abs(mono).max()) if frames else 1.0
-        spec = spectrogram_db(to_model_rate(original.reshape(frames, -1), samplerate, SAMPLE_RATE))
-        vmax, duration = float(spec.max()), frames / samplerate
-        self.wave["original"].set_wave(mono, samplerate, peak)
-        self.spec["original"].set_image(spectrogram_image(spec, vmax), duration)
+        peak = float(np.abs(mono).max()) if len(mono) else 1.0
+        spec = spectrogram_db(to_model_rate(original.reshape(len(original), -1), samplerate, SAMPLE_RATE))
+        vmax, duration = float(spec.max()), len(original) / samplerate
         if cloaked is None:
+            self.wave["original"].set_wave(mono, samplerate, peak)
+            self.spec["original"].set_image(spectrogram_image(spec, vmax), duration)
             self._empty("cloaked", "press Cloak")
             return
         cmono = cloaked.mean(axis=1) if cloaked.ndim == 2 else cloaked
-        cspec = spectrogram_db(to_model_rate(cloaked.reshape(frames, -1), samplerate, SAMPLE_RATE))
-        self.wave["cloaked"].set_wave(cmono, samplerate, peak, overlay=cmono - mono)
-        self.spec["cloaked"].set_image(spectrogram_image(cspec, vmax), duration)
+        cspec = spectrogram_db(to_model_rate(cloaked.reshape(len(cloaked), -1), samplerate, SAMPLE_RATE))
+        span = max(duration, len(cloaked) / samplerate)
+        peak = max(peak, float(np.abs(cmono).max()) if len(cmono) else 0.0)  # one amplitude scale for both
+        self.wave["original"].set_wave(mono, samplerate, peak, span=span)
+        self.spec["original"].set_image(spectrogram_image(spec, vmax), duration, span=span)
+        overlay = cmono - mono if len(cmono) == len(mono) else None
+        self.wave["cloaked"].set_wave(cmono, samplerate, peak, overlay=overlay, span=span)
+        self.spec["cloaked"].set_image(spectrogram_image(cspec, vmax), len(cloaked) / samplerate, span=span)

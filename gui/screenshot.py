@@ -1,8 +1,9 @@
-"""Regenerate ``docs/gui.png``: open a clip in the real window, cloak it, grab the window.
+"""Regenerate ``docs/gui.png``: open a clip in the real window, cloak it, wait for the readout, grab the window.
 
     xvfb-run -s "-screen 0 1280x900x24" python -m cloak.gui.screenshot docs/gui.png [AUDIO] [--demo-devices]
 
-Without AUDIO it uses a held-out EmoDB utterance (``find_emodb()``).
+Without AUDIO it uses a held-out EmoDB utterance (``find_emodb()``). The default mode is the
+app's (neutral, calm 100 %); ``--mode subtle --strength high`` shows the attack instead.
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", help="PNG to write")
     p.add_argument("audio", nargs="?", help="audio file (default: EmoDB 03a01Wa.wav)")
-    p.add_argument("--strength", default="high")
-    p.add_argument("--size", default="1200x800", help="window size WxH")
+    p.add_argument("--mode", default=None, help="cloaking mode (default: the app's default)")
+    p.add_argument("--calm", type=float, default=None, help="neutral mode: 0..1 (default: the app's)")
+    p.add_argument("--strength", default="high", help="subtle mode: attack strength preset")
+    p.add_argument("--size", default="1200x860", help="window size WxH")
     p.add_argument("--demo-devices", action="store_true",
                    help="pretend to have a microphone and speakers (for docs made on a machine without sound)")
     args = p.parse_args(argv)
@@ -75,13 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if model is not None:
         wait(window.predicted)
+        if args.mode:
+            window.set_mode(args.mode, args.calm)
+        elif args.calm is not None:
+            window.set_mode(window.mode_combo.currentData(), args.calm)
         window.set_strength(args.strength)
         window.start_cloak()
-        wait(window.cloak_ended)
+        wait(window.readout_ended)  # the readout starts when the cloak ends
     wait(window.windowTitleChanged, 500)  # let the last paints happen
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(args.out)
-    print(f"{args.out}: {window.emotion_before} -> {window.emotion_after}; {window.banner.text()}")
+    print(f"{args.out}: surrogate {window.emotion_before} -> {window.emotion_after}, "
+          f"judge {window.judge_before} -> {window.judge_after}; {window.banner.text()}")
     dispose(window)
     return 0 if ok else 1
 

@@ -1,4 +1,4 @@
-"""The app's pure steps, testable without a window: settings -> config, sources, save paths.
+"""The app's pure steps, testable without a window: settings -> mode, sources, save paths.
 
 A :class:`Source` is what the user is working on: a loaded file or a microphone recording,
 as float32 ``(frames, channels)`` plus the :class:`~cloak.audio.AudioInfo` to write it back with.
@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from cloak.audio import AudioError, AudioInfo, check_wave, load_audio, write_audio
+from cloak.chain import MODES, Mode
 from cloak.cloaker import STRENGTHS, CloakConfig
 
 RECORDING_NAME = "recording"
@@ -60,6 +61,22 @@ def make_config(strength: str, *, steps: int | None = None, epsilon: float | Non
     if changes.get("steps", 1) < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     return replace(STRENGTHS[strength], **changes)
+
+
+def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | None = None) -> Mode:
+    """Mode ``name`` with the neutralizer's ``calm`` (0..1) or the subtle attack's settings.
+
+    ``calm`` applies to modes with a neutralizer, ``attack`` to modes with an attack stage;
+    ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
+    """
+    if name not in MODES:
+        raise ValueError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}")
+    mode = MODES[name]
+    if calm is not None and mode.neutralize is not None:
+        mode = mode.with_strength(calm)
+    if attack is not None and mode.attack is not None:
+        mode = replace(mode, attack=attack)
+    return mode
 
 
 def default_save_path(source: Source, folder: str | os.PathLike | None = None) -> Path:

@@ -39,7 +39,7 @@ class Banner(QLabel):
 
 
 class ProbabilityBars(QWidget):
-    """Horizontal bars: the recognizer's probability per emotion, before and after cloaking.
+    """Horizontal bars: a recognizer's probability per emotion (``classes``), before and after cloaking.
 
     ``before`` / ``after`` hold exactly what is displayed (``{}`` when nothing is shown).
     """
@@ -48,15 +48,16 @@ class ProbabilityBars(QWidget):
     LABEL_W = 78
     VALUE_W = 42
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, classes: tuple[str, ...] = EMOTIONS) -> None:
         super().__init__(parent)
+        self.classes = tuple(classes)
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.setMinimumHeight(self.sizeHint().height())
 
     def sizeHint(self) -> QSize:
-        return QSize(300, 24 + self.ROW * len(EMOTIONS))
+        return QSize(300, 24 + self.ROW * len(self.classes))
 
     def set_probabilities(self, before: dict[str, float] | None = None, after: dict[str, float] | None = None) -> None:
         self.before = dict(before or {})
@@ -84,7 +85,7 @@ class ProbabilityBars(QWidget):
         bar_x = self.LABEL_W
         bar_w = max(10, w - self.LABEL_W - self.VALUE_W - 4)
         top_before, top_after = self.top(self.before), self.top(self.after)
-        for i, emotion in enumerate(EMOTIONS):
+        for i, emotion in enumerate(self.classes):
             y = 24 + i * self.ROW
             bold = emotion in (top_before, top_after)
             font.setBold(bold)

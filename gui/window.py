@@ -14,14 +14,15 @@ from PySide6.QtCore import Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
-    QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 from torch import nn
 
 from cloak.audio import AudioError
+from cloak.chain import DEFAULT_MODE, MODES, Mode
 from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS, CloakConfig
 
-from . import audio_device, session, worker
+from . import audio_device, readout, session, worker
 from .plots import AudioPlots
 from .session import Source
 from .widgets import Banner, ProbabilityBars
@@ -38,19 +39,25 @@ class MainWindow(QMainWindow):
 
     predicted = Signal(object)  # probabilities of a newly loaded source are on display
     cloak_ended = Signal(str)  # "finished", "failed" or "cancelled"
+    readout_ended = Signal(str)  # the independent readout after a cloak: "finished", "failed" or "cancelled"
 
-    def __init__(self, model: nn.Module | None = None, model_error: str | None = None) -> None:
+    def __init__(self, model: nn.Module | None = None, model_error: str | None = None,
+                 judge: str = readout.DEFAULT_JUDGE) -> None:
         super().__init__()
         self.model = model
+        self.judge = judge  # the independent recognizer of the readout; never used to craft
         self.source: Source | None = None
         self.cloaked: np.ndarray | None = None
         self.report = None
+        self.readout: readout.Readout | None = None
         self.cloak_seconds: float | None = None  # wall time of the last cloak inside the worker
         self.last_dir: Path | None = None
         self.recorder: audio_device.Recorder | None = None
         self._jobs: list[tuple[QThread, worker.Worker]] = []
         self._cloak_worker: worker.CloakWorker | None = None
         self._predict_worker: worker.PredictWorker | None = None
+        self._readout_worker: worker.ReadoutWorker | None = None
+        self._cloak_message = ""  # the banner after the last cloak, refined when the readout arrives
         self.setWindowTitle("cloak — hide the emotion in your voice")
         self.resize(1200, 800)
         self.setAcceptDrops(True)
@@ -118,8 +125,37 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.source_label)
         left.addWidget(box)
 
+        # --- mode
+        box = QGroupBox("Mode")
+        lay = QVBoxLayout(box)
+        self.mode_combo = QComboBox()
+        for name, mode in MODES.items():
+            self.mode_combo.addItem(name, name)
+            self.mode_combo.setItemData(self.mode_combo.count() - 1, mode.summary, Qt.ToolTipRole)
+        self.mode_combo.setCurrentIndex(list(MODES).index(DEFAULT_MODE))
+        lay.addWidget(self.mode_combo)
+        self.mode_help = QLabel()
+        self.mode_help.setWordWrap(True)
+        self.mode_help.setStyleSheet("color:#555")
+        lay.addWidget(self.mode_help)
+        row = QHBoxLayout()
+        self.calm_slider = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=100, singleStep=5, pageStep=10)
+        self.calm_slider.setToolTip("How far toward a calm delivery: 0 % is the vocoder alone (no change "
+                                    "of delivery), 100 % the full neutral preset")
+        self.calm_value = QLabel()
+        self.calm_value.setMinimumWidth(40)
+        self.calm_slider.valueChanged.connect(lambda v: self.calm_value.setText(f"{v} %"))
+        self.calm_label = QLabel("Calm")
+        row.addWidget(self.calm_label)
+        row.addWidget(self.calm_slider, 1)
+        row.addWidget(self.calm_value)
+        lay.addLayout(row)
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        left.addWidget(box)
+
         # --- strength
-        box = QGroupBox("Strength")
+        box = QGroupBox("Attack strength (subtle mode)")
+        self.strength_box = box
         lay = QVBoxLayout(box)
         self.strength_combo = QComboBox()
         for name, cfg in STRENGTHS.items():
@@ -143,6 +179,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.advanced)
         left.addWidget(box)
         self._preset_changed()
+        self.calm_value.setText(f"{self.calm_slider.value()} %")
+        self._describe_mode()
 
         # --- cloak
         box = QGroupBox("Cloak")
@@ -177,20 +215,38 @@ class MainWindow(QMainWindow):
             if w is not None:
                 w.setFixedWidth(340)
 
-        # --- results
-        box = QGroupBox("What the emotion recognizer hears")
-        lay = QHBoxLayout(box)
+        # --- results: cloak's own recognizer beside an independent judge, then the voice's quality
+        row = QHBoxLayout()
+        box = QGroupBox("What cloak's own recognizer hears")
+        box.setToolTip("The surrogate model the cloak works with (the subtle attack crafts its noise against it)")
+        lay = QVBoxLayout(box)
         self.bars = ProbabilityBars()
-        self.bars.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        lay.addWidget(self.bars, 3)
+        lay.addWidget(self.bars)
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
-        self.result_label.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.result_label.setMinimumWidth(240)
-        lay.addWidget(self.result_label, 2)
-        right.addWidget(box)
+        self.result_label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        lay.addWidget(self.result_label, 1)
+        row.addWidget(box, 1)
+        box = QGroupBox(f"What an independent judge hears — {self.judge}")
+        box.setToolTip("An emotion recognizer of another family, trained apart; it never helped craft the cloak")
+        lay = QVBoxLayout(box)
+        self.judge_bars = ProbabilityBars()
+        lay.addWidget(self.judge_bars)
+        self.judge_label = QLabel("")
+        self.judge_label.setWordWrap(True)
+        self.judge_label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        lay.addWidget(self.judge_label, 1)
+        row.addWidget(box, 1)
+        right.addLayout(row)
+        self.quality_label = QLabel("")
+        self.quality_label.setWordWrap(True)
+        self.quality_label.setToolTip("Speaker similarity: cosine of GE2E voice embeddings (resemblyzer), "
+                                      "1 = the same voice. DNSMOS P.835 OVRL: predicted overall listening "
+                                      "quality, 1-5, with no reference (scored on non-overlapping 9 s windows).")
+        right.addWidget(self.quality_label)
         self.plots = AudioPlots(self)
         right.addWidget(self.plots, 1)
+        self._clear_readout()
         self.statusBar().showMessage("Ready")
 
     # ------------------------------------------------------------------ state
@@ -208,6 +264,16 @@ class MainWindow(QMainWindow):
         """Top emotion shown for the cloaked audio."""
         return ProbabilityBars.top(self.bars.after)
 
+    @property
+    def judge_before(self) -> str | None:
+        """Top emotion the independent judge hears in the original (``None`` until a readout)."""
+        return ProbabilityBars.top(self.judge_bars.before)
+
+    @property
+    def judge_after(self) -> str | None:
+        """Top emotion the independent judge hears in the cloaked audio."""
+        return ProbabilityBars.top(self.judge_bars.after)
+
     def _update_actions(self) -> None:
         recording = self.recorder is not None
         idle = not self.busy and not recording
@@ -219,8 +285,11 @@ class MainWindow(QMainWindow):
         self.device_combo.setEnabled(has_mic and idle)
         self.cloak_button.setEnabled(idle and self.source is not None and self.model is not None)
         self.cancel_button.setEnabled(self.busy)
-        self.strength_combo.setEnabled(not self.busy)
-        self.advanced.setEnabled(not self.busy)
+        mode = MODES[self.mode_combo.currentData()]
+        self.mode_combo.setEnabled(not self.busy)
+        for w in (self.calm_label, self.calm_slider, self.calm_value):
+            w.setEnabled(not self.busy and mode.neutralize is not None)
+        self.strength_box.setEnabled(not self.busy and mode.attack is not None)
         self.play_original_button.setEnabled(self.source is not None and not recording)
         self.play_cloaked_button.setEnabled(self.cloaked is not None and not recording)
         self.save_button.setEnabled(self.cloaked is not None and idle)
@@ -284,6 +353,7 @@ class MainWindow(QMainWindow):
         self.banner.clear_message()
         self.bars.set_probabilities()
         self.result_label.setText("")
+        self._clear_readout()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("")
         self.plots.show_audio(src.data, src.info.samplerate)
@@ -373,6 +443,27 @@ class MainWindow(QMainWindow):
         return True
 
     # ------------------------------------------------------------------ cloaking
+    def _describe_mode(self) -> None:
+        mode = MODES[self.mode_combo.currentData()]
+        self.mode_help.setText(mode.summary[:1].upper() + mode.summary[1:] + ".")
+        self.mode_combo.setToolTip(mode.summary)
+
+    def _mode_changed(self) -> None:
+        self._describe_mode()
+        self._update_actions()
+
+    def mode(self) -> Mode:
+        """The settings as a :class:`~cloak.chain.Mode` (``ValueError`` for bad values)."""
+        name = self.mode_combo.currentData()
+        attack = self.config() if MODES[name].attack is not None else None
+        return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack)
+
+    def set_mode(self, name: str, calm: float | None = None) -> None:
+        """Choose a mode and, for a neutralizing one, how calm (0..1) the delivery becomes."""
+        self.mode_combo.setCurrentIndex(list(MODES).index(name))
+        if calm is not None:
+            self.calm_slider.setValue(round(100 * calm))
+
     def _preset_changed(self) -> None:
         cfg = STRENGTHS[self.strength_combo.currentData()]
         self.steps_spin.setValue(cfg.steps)
@@ -415,21 +506,29 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot cloak: the emotion model is missing.")
             return None
         try:
-            cfg = self.config()
+            mode = self.mode()
         except ValueError as e:
             self.show_error(f"Invalid settings — {e}")
             return None
         self.stop_playback()
-        w = worker.CloakWorker(self.model, cfg, self.source.data, self.source.info.samplerate)
+        self._clear_readout()
+        w = worker.CloakWorker(self.model, mode, self.source.data, self.source.info.samplerate)
         w.progress.connect(self._progress)
         w.finished.connect(self._cloaked)
         w.failed.connect(self._cloak_failed)
         w.cancelled.connect(self._cloak_cancelled)
         self._cloak_worker = w
-        self.progress_bar.setRange(0, max(1, cfg.steps))
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("%v / %m steps")
-        self.banner.show_message(f"Cloaking {self.source.name} ({cfg.steps} steps, ~{cfg.snr_db:g} dB SNR)…", "info")
+        if mode.attack is not None and mode.neutralize is None:
+            cfg = mode.attack
+            self.progress_bar.setRange(0, max(1, cfg.steps))
+            self.progress_bar.setFormat("%v / %m steps")
+            what = f"{cfg.steps} steps, ~{cfg.snr_db:g} dB SNR"
+        else:
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setFormat("%p %")
+            what = f"{mode.name}, calm {self.calm_slider.value()} %"
+        self.banner.show_message(f"Cloaking {self.source.name} ({what})…", "info")
         self._update_actions()
         self._launch(w)
         return w
@@ -455,20 +554,26 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(self.progress_bar.maximum())
         self.plots.show_audio(self.source.data, self.source.info.samplerate, self.cloaked)
         before, after = r.emotion_before, r.emotion_after
+        if r.duration_out_s is None:
+            change = f"SNR {r.snr_db:.1f} dB · {r.steps} steps · {r.duration_s:.1f} s of audio"
+        else:
+            change = f"{r.mode} mode · {r.duration_s:.2f} s → {r.duration_out_s:.2f} s of audio"
         self.result_label.setText(
             f"Before: <b>{before}</b> ({r.probs_before[before]:.0%})<br>"
             f"After: <b>{after}</b> ({r.probs_after[after]:.0%})<br>"
-            f"<span style='color:#555'>SNR {r.snr_db:.1f} dB · {r.steps} steps · "
-            f"{r.duration_s:.1f} s of audio in {result.seconds:.1f} s</span>")
+            f"<span style='color:#555'>{change} · cloaked in {result.seconds:.1f} s</span>")
         if before != after:
-            self.banner.show_message(f"Cloaked. The recognizer now hears “{after}” instead of “{before}”. "
-                                     "Listen to compare, then save.", "success")
+            self._cloak_message = (f"Cloaked. cloak's own recognizer now hears “{after}” instead of “{before}”. "
+                                   "Listen to compare, then save.")
+            self.banner.show_message(self._cloak_message, "success")
         else:
-            self.banner.show_message(f"Cloaked, but the recognizer still hears “{before}”. "
-                                     "Try a higher strength or more steps.", "warning")
+            hint = "a higher strength or more steps" if r.duration_out_s is None else "a higher calm setting"
+            self._cloak_message = f"Cloaked, but cloak's own recognizer still hears “{before}”. Try {hint}."
+            self.banner.show_message(self._cloak_message, "warning")
         self.statusBar().showMessage(f"Cloaked in {result.seconds:.1f} s", 8000)
         self._update_actions()
         self.cloak_ended.emit("finished")
+        self._start_readout()
 
     @Slot(str)
     def _cloak_failed(self, message: str) -> None:
@@ -488,6 +593,65 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Cancelled", 5000)
         self._update_actions()
         self.cloak_ended.emit("cancelled")
+
+    # ------------------------------------------------------------------ independent readout
+    def _clear_readout(self) -> None:
+        if self._readout_worker is not None:
+            self._readout_worker.cancel()
+            self._readout_worker = None
+            self.readout_ended.emit("cancelled")
+        self.readout = None
+        self.judge_bars.set_probabilities()
+        self.judge_label.setText(f"After cloaking, <b>{self.judge}</b> scores the original and the cloaked "
+                                 "audio. It never helped craft the cloak, so it shows what other "
+                                 "recognizers are likely to hear.")
+        self.quality_label.setText("")
+
+    def _start_readout(self) -> None:
+        w = worker.ReadoutWorker(self.source.data, self.cloaked, self.source.info.samplerate, self.judge)
+        w.finished.connect(self._readout_done)
+        w.failed.connect(self._readout_failed)
+        self._readout_worker = w
+        self.judge_label.setText(f"Asking <b>{self.judge}</b>, and measuring the voice…")
+        self._launch(w)
+
+    @Slot(object)
+    def _readout_done(self, result: readout.Readout) -> None:
+        if self.sender() is not self._readout_worker:
+            return  # a newer source or cloak replaced it
+        self._readout_worker = None
+        self.readout = r = result
+        na = lambda part: f"n/a ({r.missing[part]})"  # noqa: E731
+        honest = (f"<span style='color:#555'><b>{r.judge}</b>{' — ' + r.judge_family if r.judge_family else ''}. "
+                  "It never helped craft the cloak.</span>")
+        if r.judge_before is not None:
+            if tuple(r.judge_before) != self.judge_bars.classes:
+                self.judge_bars.classes = tuple(r.judge_before)
+                self.judge_bars.setMinimumHeight(self.judge_bars.sizeHint().height())
+            self.judge_bars.set_probabilities(r.judge_before, r.judge_after)
+            jb, ja = self.judge_before, self.judge_after
+            self.judge_label.setText(f"Before: <b>{jb}</b> ({r.judge_before[jb]:.0%})<br>"
+                                     f"After: <b>{ja}</b> ({r.judge_after[ja]:.0%})<br>{honest}")
+            verdict = (f"An independent judge ({r.judge}) now hears “{ja}” instead of “{jb}”." if ja != jb else
+                       f"An independent judge ({r.judge}) still hears “{jb}”.")
+            if self.banner.text() == self._cloak_message:  # nothing else happened since the cloak
+                self.banner.show_message(f"{self._cloak_message} {verdict}", "success" if ja != jb else "warning")
+        else:
+            self.judge_label.setText(f"Judge: {na('judge')}<br>{honest}")
+        sim = f"<b>{r.similarity:.2f}</b> (1 = the same voice)" if r.similarity is not None else na("speaker")
+        mos = (f"<b>{r.dnsmos_before:.2f} → {r.dnsmos_after:.2f}</b> (1–5)" if r.dnsmos_after is not None
+               else na("dnsmos"))
+        self.quality_label.setText(f"Your voice afterwards — speaker similarity to the original: {sim} · "
+                                   f"listening quality, DNSMOS OVRL: {mos}")
+        self.readout_ended.emit("finished")
+
+    @Slot(str)
+    def _readout_failed(self, message: str) -> None:
+        if self.sender() is not self._readout_worker:
+            return
+        self._readout_worker = None
+        self.judge_label.setText(f"Independent readout failed: {message}")
+        self.readout_ended.emit("failed")
 
     def _launch(self, w: worker.Worker) -> None:
         thread = worker.start(w)

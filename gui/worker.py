@@ -3,7 +3,7 @@
 A worker is moved to a ``QThread`` by :func:`start`; its ``run`` slot does the work and emits
 exactly one of ``finished(object)``, ``failed(str)`` or ``cancelled()``. :meth:`Worker.cancel`
 may be called from any thread: the next progress callback raises :class:`Cancelled`, which
-:class:`~cloak.cloaker.Cloaker` propagates.
+:class:`~cloak.chain.Chain` propagates.
 """
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from torch import nn
 
+from cloak.audio import to_model_rate
+from cloak.chain import Chain, Mode
 from cloak.cloaker import CloakConfig, Cloaker, CloakReport
+from cloak.features import SAMPLE_RATE
+
+from . import readout
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ def limit_torch_threads() -> int:
 
 @dataclass(frozen=True)
 class CloakResult:
-    cloaked: np.ndarray  # same shape and rate as the input
+    cloaked: np.ndarray  # the input's rate and channels; its length differs when the mode re-synthesizes
     report: CloakReport
     seconds: float  # wall time of the cloak
 
@@ -91,16 +96,29 @@ class Worker(QObject):
 
 
 class CloakWorker(Worker):
-    """``Cloaker(model, config).cloak(wave, samplerate)`` with progress and cancel."""
+    """``Chain(model, mode).cloak(wave, samplerate)`` with progress and cancel."""
 
-    def __init__(self, model: nn.Module, config: CloakConfig, wave: np.ndarray, samplerate: int) -> None:
+    def __init__(self, model: nn.Module, mode: Mode, wave: np.ndarray, samplerate: int) -> None:
         super().__init__()
-        self.model, self.config, self.wave, self.samplerate = model, config, wave, samplerate
+        self.model, self.mode, self.wave, self.samplerate = model, mode, wave, samplerate
 
     def work(self) -> CloakResult:
         t0 = time.perf_counter()
-        cloaked, report = Cloaker(self.model, self.config).cloak(self.wave, self.samplerate, progress=self._report)
+        cloaked, report = Chain(self.model, self.mode).cloak(self.wave, self.samplerate, progress=self._report)
         return CloakResult(cloaked, report, time.perf_counter() - t0)
+
+
+class ReadoutWorker(Worker):
+    """:func:`cloak.gui.readout.measure` on the clean and cloaked audio (any rate, any channels)."""
+
+    def __init__(self, clean: np.ndarray, cloaked: np.ndarray, samplerate: int,
+                 judge: str = readout.DEFAULT_JUDGE) -> None:
+        super().__init__()
+        self.clean, self.cloaked, self.samplerate, self.judge = clean, cloaked, samplerate, judge
+
+    def work(self) -> readout.Readout:
+        to16 = lambda x: to_model_rate(x.reshape(len(x), -1), self.samplerate, SAMPLE_RATE)  # noqa: E731
+        return readout.measure(to16(self.clean), to16(self.cloaked), self.judge, progress=self._report)
 
 
 class PredictWorker(Worker):

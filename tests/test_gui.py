@@ -25,16 +25,19 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from cloak.audio import AudioError, AudioInfo  # noqa: E402
+from cloak.audio import AudioError, AudioInfo, to_model_rate  # noqa: E402
+from cloak.chain import DEFAULT_MODE, MODES  # noqa: E402
 from cloak.cloaker import STRENGTHS  # noqa: E402
 from cloak.emodb import EMOTIONS  # noqa: E402
-from cloak.gui import audio_device, session  # noqa: E402
+from cloak.gui import audio_device, readout, session  # noqa: E402
 from cloak.gui.window import MainWindow  # noqa: E402
 from cloak.model import load_recognizer  # noqa: E402
 
 # A held-out (speaker 03) angry utterance, 1.9 s: the shipped model reads it correctly
 # and the "high" preset moves it to another emotion.
 EMODB_FILE = "03a01Wa.wav"
+# Another held-out one (speaker 08), for the neutral mode and the independent readout.
+EMODB_NEUTRAL_FILE = "08a01Wa.wav"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -145,6 +148,13 @@ def cloak(qtbot, w: MainWindow, timeout=30_000) -> str:
     return blocker.args[0]
 
 
+def cloak_and_read(qtbot, w: MainWindow, timeout=60_000) -> str:
+    """Cloak, then wait for the independent readout; returns how the readout ended."""
+    with qtbot.waitSignal(w.readout_ended, timeout=timeout) as blocker:
+        assert cloak(qtbot, w) == "finished"
+    return blocker.args[0]
+
+
 # --------------------------------------------------------------------------- pure steps
 def test_make_config_applies_overrides_and_rejects_bad_values():
     assert session.make_config("high") == STRENGTHS["high"]
@@ -156,6 +166,18 @@ def test_make_config_applies_overrides_and_rejects_bad_values():
         session.make_config("low", steps=0)
     with pytest.raises(ValueError, match="epsilon"):
         session.make_config("low", epsilon=2.0)
+
+
+def test_make_mode_sets_calm_or_attack_and_rejects_bad_values():
+    assert session.make_mode("neutral") == MODES["neutral"]
+    assert session.make_mode("neutral", calm=0.4).neutralize.strength == 0.4
+    assert session.make_mode("neutral", calm=0.4, attack=STRENGTHS["high"]).attack is None  # no attack stage
+    assert session.make_mode("subtle", attack=STRENGTHS["high"]).attack == STRENGTHS["high"]
+    assert session.make_mode("subtle", calm=0.4) == MODES["subtle"]  # nothing to calm
+    with pytest.raises(ValueError, match="unknown mode"):
+        session.make_mode("loud")
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
+        session.make_mode("neutral", calm=1.5)
 
 
 def test_save_paths_default_beside_input_and_never_the_input(tmp_path):
@@ -180,9 +202,12 @@ def test_cloak_emodb_file_changes_emotion_then_save_and_reload(qtbot, model, cli
     assert w.cloak_button.isEnabled() and not w.save_button.isEnabled()
     shown_before = w.emotion_before
 
+    w.set_mode("subtle")
     w.set_strength("high")
-    assert w.config() == STRENGTHS["high"]
-    assert cloak(qtbot, w) == "finished"
+    assert w.config() == STRENGTHS["high"] and w.mode().attack == STRENGTHS["high"]
+    assert cloak_and_read(qtbot, w) == "finished"
+    assert w.report.mode == "subtle" and "SNR" in w.result_label.text()
+    assert w.judge_after is not None and w.readout.similarity > 0.9  # the same voice plus faint noise
     assert w.emotion_before == shown_before
     assert w.emotion_after != w.emotion_before, (w.bars.before, w.bars.after)
     assert "now hears" in w.banner.text()
@@ -211,6 +236,7 @@ def test_cloak_emodb_file_changes_emotion_then_save_and_reload(qtbot, model, cli
 def test_cancel_mid_run_keeps_the_window_usable(qtbot, model, clip, fake_sd):
     w = make_window(qtbot, model)
     open_and_predict(qtbot, w, clip)
+    w.set_mode("subtle")
     w.set_strength("medium", steps=100_000)
     with qtbot.waitSignal(w.cloak_ended, timeout=20_000) as ended:
         with qtbot.waitSignal(w.progress_bar.valueChanged, timeout=20_000):
@@ -220,6 +246,83 @@ def test_cancel_mid_run_keeps_the_window_usable(qtbot, model, clip, fake_sd):
     assert ended.args == ["cancelled"]
     assert "cancelled" in w.banner.text() and w.cloaked is None and w.emotion_after is None
     assert w.cloak_button.isEnabled() and w.open_button.isEnabled() and not w.cancel_button.isEnabled()
+
+
+# --------------------------------------------------------------------------- modes and the independent readout
+def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
+    w = make_window(qtbot)
+    assert w.mode_combo.currentData() == DEFAULT_MODE == "neutral" and w.calm_slider.value() == 100
+    assert w.mode() == MODES["neutral"]
+    for i, name in enumerate(MODES):
+        assert w.mode_combo.itemData(i, Qt.ToolTipRole) == MODES[name].summary
+    assert w.calm_slider.isEnabled() and not w.strength_box.isEnabled()
+    assert not w.strength_combo.isEnabled() and not w.advanced.isEnabled()  # the attack settings are subtle's
+    assert MODES["neutral"].summary[1:] in w.mode_help.text()
+
+    w.set_mode("subtle")
+    assert not w.calm_slider.isEnabled() and w.strength_box.isEnabled() and w.strength_combo.isEnabled()
+    assert MODES["subtle"].summary[1:] in w.mode_help.text()
+    assert w.mode().attack == STRENGTHS[w.strength_combo.currentData()] and w.mode().neutralize is None
+
+    w.set_mode("neutral", calm=0.35)
+    assert w.calm_slider.isEnabled() and not w.strength_box.isEnabled() and w.calm_value.text() == "35 %"
+    assert w.mode() == MODES["neutral"].with_strength(0.35)
+
+
+def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):
+    src = emodb_root / "wav" / EMODB_NEUTRAL_FILE
+    clip = tmp_path / src.name
+    shutil.copy(src, clip)
+    w = make_window(qtbot, model)
+    open_and_predict(qtbot, w, clip)
+    assert w.judge_before is None and w.judge in w.judge_label.text()
+    assert cloak_and_read(qtbot, w) == "finished"
+
+    r = w.report
+    assert r.mode == "neutral" and r.duration_out_s == pytest.approx(len(w.cloaked) / w.source.info.samplerate)
+    assert w.cloaked.ndim == w.source.data.ndim and w.cloaked.shape[1:] == w.source.data.shape[1:]
+    assert f"{r.duration_out_s:.2f} s" in w.result_label.text() and "SNR" not in w.result_label.text()
+    assert w.plots.wave["cloaked"].duration == pytest.approx(r.duration_out_s)
+    assert w.plots.wave["original"].span == w.plots.wave["cloaked"].span >= r.duration_s
+
+    # the judge's before and after, its name, and that it never helped craft
+    ro = w.readout
+    assert ro.judge == w.judge == readout.DEFAULT_JUDGE and not ro.missing, ro.missing
+    assert w.judge_before == max(ro.judge_before, key=ro.judge_before.get) in ro.judge_before
+    assert w.judge_after == max(ro.judge_after, key=ro.judge_after.get)
+    text = w.judge_label.text()
+    assert f"Before: <b>{w.judge_before}</b>" in text and f"After: <b>{w.judge_after}</b>" in text
+    assert "never helped craft" in text and ro.judge in text
+    assert f"independent judge ({ro.judge})" in w.banner.text()
+    # the same judge, run here on the same audio, hears the same
+    from cloak.eval.judges import load_judge
+    probs = load_judge(ro.judge).predict_proba([to_model_rate(x.reshape(len(x), -1), w.source.info.samplerate, 16000)
+                                                for x in (w.source.data, w.cloaked)])
+    assert np.allclose(probs, [list(ro.judge_before.values()), list(ro.judge_after.values())], atol=1e-6)
+    # the voice: still the speaker's, and its listening quality before and after
+    assert 0.5 < ro.similarity <= 1.0 and f"{ro.similarity:.2f}" in w.quality_label.text()
+    assert 1.0 <= ro.dnsmos_before <= 5.0 and 1.0 <= ro.dnsmos_after <= 5.0
+    assert f"{ro.dnsmos_before:.2f} → {ro.dnsmos_after:.2f}" in w.quality_label.text()
+
+    # A/B playback and saving handle an output whose length differs from the input
+    assert w.play("cloaked") and np.array_equal(fake_sd.played[-1][0], w.cloaked) and fake_sd.played[-1][1] == 16000
+    dest = w.save_to(session.default_save_path(w.source))
+    info = sf.info(str(dest))
+    assert (info.samplerate, info.channels, info.frames) == (16000, w.source.info.channels, len(w.cloaked))
+
+
+def test_readout_says_why_a_part_is_missing(monkeypatch, emodb_file):
+    wave, sr = sf.read(str(emodb_file), dtype="float32")
+    assert sr == 16000
+    readout._dnsmos.cache_clear()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the eval extra were not installed
+    try:
+        r = readout.measure(wave, 0.5 * wave, judge="no-such-judge")
+    finally:
+        readout._dnsmos.cache_clear()
+    assert r.dnsmos_before is None and "onnxruntime is not installed" in r.missing["dnsmos"]
+    assert r.judge_before is None and "unknown judge 'no-such-judge'" in r.missing["judge"]
+    assert r.similarity > 0.95 and "speaker" not in r.missing  # the same voice, quieter
 
 
 # --------------------------------------------------------------------------- bad input and missing pieces
@@ -298,6 +401,7 @@ def test_record_from_fake_microphone_then_cloak_and_save(qtbot, model, emodb_fil
     assert w.recorder is None and w.source.path is None and w.source.name.startswith("recording")
     assert w.source.info.samplerate == sr and w.source.data.shape[0] == len(samples)
 
+    w.set_mode("subtle")
     w.set_strength("high")
     assert cloak(qtbot, w) == "finished"
     assert w.emotion_after is not None and w.cloaked.shape == w.source.data.shape
