@@ -724,10 +724,11 @@ class MainWindow(QMainWindow):
             self.recorder.stop()
             self.recorder = None
         self.stop_playback()
-        for thread, w in list(self._jobs):
+        for _, w in self._jobs:
             w.cancel()
+        for thread, _ in self._jobs:  # a job stops at its next progress call; deleting a running QThread aborts
             thread.quit()
-            thread.wait(10_000)
+            thread.wait()
         self._jobs.clear()
         super().closeEvent(event)
 

@@ -148,7 +148,7 @@ def cloak(qtbot, w: MainWindow, timeout=30_000) -> str:
     return blocker.args[0]
 
 
-def cloak_and_read(qtbot, w: MainWindow, timeout=60_000) -> str:
+def cloak_and_read(qtbot, w: MainWindow, timeout=180_000) -> str:
     """Cloak, then wait for the independent readout; returns how the readout ended."""
     with qtbot.waitSignal(w.readout_ended, timeout=timeout) as blocker:
         assert cloak(qtbot, w) == "finished"
@@ -322,7 +322,7 @@ def test_readout_says_why_a_part_is_missing(monkeypatch, emodb_file):
         readout._dnsmos.cache_clear()
     assert r.dnsmos_before is None and "onnxruntime is not installed" in r.missing["dnsmos"]
     assert r.judge_before is None and "unknown judge 'no-such-judge'" in r.missing["judge"]
-    assert r.similarity > 0.95 and "speaker" not in r.missing  # the same voice, quieter
+    assert 0.8 < r.similarity <= 1.0 and "speaker" not in r.missing  # the same voice, quieter
 
 
 # --------------------------------------------------------------------------- bad input and missing pieces
