@@ -1,4 +1,8 @@
-"""The honest readout after a cloak: an independent judge, the speaker's voice, listening quality.
+"""The GUI's readout after a cloak: an independent judge, the speaker's voice, listening quality.
+
+Like :class:`cloak.eval.readout.Readout` (the CLI report's), but for a window: the judge's whole
+distribution (for the bars), each part that cannot run reported as "n/a" with its reason instead
+of failing the rest, a cancel check between parts, and DNSMOS on non-overlapping windows.
 
 :func:`measure` scores the clean and cloaked audio with
 
@@ -23,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_JUDGE = "egemaps-svm"
+from cloak.eval.readout import DEFAULT_JUDGE
+
 DNSMOS_HOP_S = 9  # non-overlapping 9 s windows: one window for a short clip (~0.5 s CPU), not seven
 PARTS = ("judge", "speaker", "dnsmos")
 Progress = Callable[[int, int], None]
