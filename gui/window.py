@@ -566,10 +566,13 @@ class MainWindow(QMainWindow):
             self._cloak_message = (f"Cloaked. cloak's own recognizer now hears “{after}” instead of “{before}”. "
                                    "Listen to compare, then save.")
             self.banner.show_message(self._cloak_message, "success")
-        else:
-            hint = "a higher strength or more steps" if r.duration_out_s is None else "a higher calm setting"
-            self._cloak_message = f"Cloaked, but cloak's own recognizer still hears “{before}”. Try {hint}."
+        elif r.duration_out_s is None:  # subtle: fooling the surrogate is all the attack does
+            self._cloak_message = (f"Cloaked, but cloak's own recognizer still hears “{before}”. "
+                                   "Try a higher strength or more steps.")
             self.banner.show_message(self._cloak_message, "warning")
+        else:  # neutral: the independent judge's verdict follows
+            self._cloak_message = f"Cloaked. cloak's own recognizer still hears “{before}”."
+            self.banner.show_message(self._cloak_message, "info")
         self.statusBar().showMessage(f"Cloaked in {result.seconds:.1f} s", 8000)
         self._update_actions()
         self.cloak_ended.emit("finished")
