@@ -3,7 +3,7 @@
     xvfb-run -s "-screen 0 1280x900x24" python -m cloak.gui.screenshot docs/gui.png [AUDIO] [--demo-devices]
 
 Without AUDIO it uses a held-out EmoDB utterance (``find_emodb()``). The default mode is the
-app's (neutral, calm 100 %); ``--mode subtle --strength high`` shows the attack instead.
+app's (neutral at the preset's calm); ``--mode subtle --strength high`` shows the attack instead.
 """
 from __future__ import annotations
 

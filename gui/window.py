@@ -139,9 +139,11 @@ class MainWindow(QMainWindow):
         self.mode_help.setStyleSheet("color:#555")
         lay.addWidget(self.mode_help)
         row = QHBoxLayout()
-        self.calm_slider = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=100, singleStep=5, pageStep=10)
-        self.calm_slider.setToolTip("How far toward a calm delivery: 0 % is the vocoder alone (no change "
-                                    "of delivery), 100 % the full neutral preset")
+        preset = next(m.neutralize.strength for m in MODES.values() if m.neutralize is not None)
+        self.calm_slider = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=round(100 * preset),
+                                   singleStep=5, pageStep=10)
+        self.calm_slider.setToolTip(f"How far toward a calm delivery: 0 % is the vocoder alone (no change of "
+                                    f"delivery), 100 % moves every cue all the way; the preset is {preset:.0%}")
         self.calm_value = QLabel()
         self.calm_value.setMinimumWidth(40)
         self.calm_slider.valueChanged.connect(lambda v: self.calm_value.setText(f"{v} %"))

@@ -251,7 +251,8 @@ def test_cancel_mid_run_keeps_the_window_usable(qtbot, model, clip, fake_sd):
 # --------------------------------------------------------------------------- modes and the independent readout
 def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     w = make_window(qtbot)
-    assert w.mode_combo.currentData() == DEFAULT_MODE == "neutral" and w.calm_slider.value() == 100
+    assert w.mode_combo.currentData() == DEFAULT_MODE == "neutral"
+    assert w.calm_slider.value() == round(100 * MODES["neutral"].neutralize.strength)  # the preset's calm
     assert w.mode() == MODES["neutral"]
     for i, name in enumerate(MODES):
         assert w.mode_combo.itemData(i, Qt.ToolTipRole) == MODES[name].summary
