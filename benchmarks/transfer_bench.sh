@@ -16,7 +16,7 @@ cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,1 --out "$out/fro
 #    listener targets are set on 03+08), and the subtle mode on EmoDB.
 cloak bench --mode neutral --corpus emodb --out "$out/neutral" -q
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
-cloak bench --mode subtle --corpus emodb --out "$out/subtle" -q
+cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
 
 # 3. Ablation on EmoDB: each cue left out, and the adversarial stage added on top.
 for cue in pitch_range pitch_level loudness tilt rate voice_quality; do
