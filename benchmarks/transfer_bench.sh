@@ -10,7 +10,7 @@ mkdir -p "$out"
 
 # 1. Frontier on EmoDB 03+08: hiding per judge against DNSMOS, speaker similarity and WER across
 #    neutralizer strengths (the default strength is one of them, so step 2 reuses its scores).
-cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,1 --out "$out/frontier" -q
+cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7 --out "$out/frontier" -q
 
 # 2. The default mode on both corpora (EmoDB 03+08; RAVDESS actors 17-20, judges only: the
 #    listener targets are set on 03+08), and the subtle mode on EmoDB.
@@ -18,10 +18,12 @@ cloak bench --mode neutral --corpus emodb --out "$out/neutral" -q
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
 cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
 
-# 3. Ablation on EmoDB: each cue left out, and the adversarial stage added on top.
+# 3. Ablation on EmoDB (judges only; the listener's cost of each strength is in the frontier):
+#    each cue left out, the adversarial stage added on top, and every cue all the way (calm 1).
 for cue in pitch_range pitch_level loudness tilt rate voice_quality; do
-  cloak bench --mode neutral --corpus emodb --no-asr --set "$cue=0" --out "$out/ablation/without_$cue" -q
+  cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
 done
-cloak bench --mode neutral --corpus emodb --no-asr --attack medium --out "$out/ablation/with_attack" -q
+cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
+cloak bench --mode neutral --corpus emodb --no-quality --strength 1 --out "$out/ablation/calm_1" -q
 
 cloak bench --table "$out/neutral" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
