@@ -9,12 +9,11 @@ out=eval/results/bench
 mkdir -p "$out"
 
 # 1. Frontier on EmoDB 03+08: hiding per judge against DNSMOS, speaker similarity and WER across
-#    neutralizer strengths (the default strength is one of them, so step 2 reuses its scores).
+#    neutralizer strengths; strength_0.7 is the default mode's row.
 cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7 --out "$out/frontier" -q
 
-# 2. The default mode on both corpora (EmoDB 03+08; RAVDESS actors 17-20, judges only: the
-#    listener targets are set on 03+08), and the subtle mode on EmoDB.
-cloak bench --mode neutral --corpus emodb --out "$out/neutral" -q
+# 2. The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
+#    EmoDB 03+08), and the subtle mode on EmoDB.
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
 cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
 
@@ -26,4 +25,4 @@ done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
 cloak bench --mode neutral --corpus emodb --no-quality --strength 1 --out "$out/ablation/calm_1" -q
 
-cloak bench --table "$out/neutral" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
