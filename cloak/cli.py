@@ -98,17 +98,24 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from cloak.chain import Chain
     from cloak.model import load_recognizer
 
+    if args.cluster is not None:
+        from cloak.ray_address import check_reachable
+
+        check_reachable(args.cluster)  # before anything slow: an unreachable cluster fails at once
     mode = _mode(args)
     jobs = batch.plan(args.paths, args.output)
     if not jobs:
         raise ValueError("no audio files found in " + ", ".join(args.paths))
     where = None if args.workers is None and args.cluster is None else _cluster_config(args)
     model = load_recognizer(args.model, _device(args.device))  # also checks the checkpoint before any work
-    readout = None
+    scorer = None  # builds the readout: here for one process, once in each worker with --workers/--cluster
     if args.judge != "none" or args.quality:
+        from functools import partial
+
         from cloak.eval.readout import DEFAULT_JUDGE, Readout
 
-        readout = Readout(DEFAULT_JUDGE if args.judge == "none" else args.judge, quality=args.quality)
+        scorer = partial(Readout, DEFAULT_JUDGE if args.judge == "none" else args.judge, quality=args.quality)
+    readout = scorer() if scorer is not None and where is None else None
     durations = {j: _duration(j) for j in jobs}
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
@@ -118,7 +125,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if report_path:
         from cloak.eval.readout import FIELDS
 
-        report = batch.RunReport(report_path, resume=args.resume, extra_fields=FIELDS if readout is not None else ())
+        report = batch.RunReport(report_path, resume=args.resume, extra_fields=FIELDS if scorer is not None else ())
 
     def show():
         bar.n = round(state["base"] + sum(state["partial"].values()), 1)
@@ -151,7 +158,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     else:
         from cloak import cluster
 
-        result = cluster.run(jobs, args.model, mode, _device(args.device), where, **callbacks)
+        result = cluster.run(jobs, args.model, mode, _device(args.device), where, scorer=scorer, **callbacks)
     bar.close()
     if report:
         if where is not None:  # workers finish in any order; the report lists the files as planned
@@ -168,17 +175,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cluster_config(args: argparse.Namespace):
-    """Where ``--workers``/``--cluster`` run; an unreachable cluster fails here, before any work."""
+    """Where ``--workers``/``--cluster`` run."""
     try:
         from cloak import cluster
     except ImportError as e:
         raise ValueError(f"--workers/--cluster need Ray ({e}): pip install 'cloak[cluster]'") from None
 
-    where = cluster.ClusterConfig(workers=args.workers, address=args.cluster,
-                                  threads=int(os.environ.get("CLOAK_THREADS", "1")))
-    if where.address is not None:
-        cluster.check_reachable(where.address)
-    return where
+    return cluster.ClusterConfig(workers=args.workers, address=args.cluster,
+                                 threads=int(os.environ.get("CLOAK_THREADS", "1")))
 
 
 def _duration(job) -> float:

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 def _use_ray_token() -> None:
@@ -47,11 +48,11 @@ from cloak import batch  # noqa: E402
 from cloak.batch import BatchResult, Job, Outcome  # noqa: E402
 from cloak.chain import Chain, Mode  # noqa: E402
 from cloak.model import ModelError, default_model_path, load_recognizer, sha256_file  # noqa: E402
+from cloak.ray_address import check_reachable, quick_join, split_address  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 RETRIES = 2  # default re-runs of a file whose worker died
-CONNECT_TIMEOUT_S = 3.0  # TCP check of a cluster address before Ray is asked to join it
 POLL_S = 0.5  # how often the driver asks the workers how far they are
 STOP_WAIT_S = 10.0  # after Ctrl-C, how long workers get to stop at their next step
 RECOVER_S = 120.0  # a worker that died and is not restarted within this is given up
@@ -82,25 +83,10 @@ class ClusterConfig:
             raise ValueError(f"retries must be at least 0, got {self.retries}")
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port); anything else is a :class:`ValueError`."""
-    if address.startswith("ray://"):
-        raise ValueError(f"--cluster {address}: Ray Client addresses are not supported; run cloak on a node "
-                         "of the cluster and give the head's HOST:PORT (e.g. 10.0.0.5:6379)")
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--cluster {address}: expected HOST:PORT of the Ray head (e.g. 10.0.0.5:6379)")
-    return host.strip("[]"), int(port)
+class Scorer(Protocol):
+    """Extra report columns for a finished file (e.g. an independent judge's reading)."""
 
-
-def check_reachable(address: str) -> tuple[str, int]:
-    """A TCP connection to the head within :data:`CONNECT_TIMEOUT_S`, else :class:`ConnectionError`."""
-    host, port = split_address(address)
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise ConnectionError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
-    return host, port
+    def score_files(self, src: Path, dest: Path) -> dict: ...
 
 
 class Stopped(Exception):
@@ -112,8 +98,10 @@ class CloakWorker:
     """One worker process: a cloaker built once, one file at a time; progress and stop
     requests are served on a second thread while a file is being cloaked."""
 
-    def __init__(self, model: str | None, sha256: str, mode: Mode, device: str, threads: int) -> None:
+    def __init__(self, model: str | None, sha256: str, mode: Mode, device: str, threads: int,
+                 scorer: Callable[[], Scorer] | None = None) -> None:
         torch.set_num_threads(threads)
+        self.scorer = scorer() if scorer is not None else None
         model = model or default_model_path()  # None: the model shipped with this node's cloak
         if sha256_file(model) != sha256:
             raise ModelError(f"{model} on {socket.gethostname()} is not the driver's model (SHA-256 differs)")
@@ -139,8 +127,11 @@ class CloakWorker:
             self.current = (index, fraction)
 
         try:
-            return batch.run([job], self.cloaker, overwrite=overwrite or new, resume=resume,
-                             on_progress=progress).outcomes[0]
+            outcome = batch.run([job], self.cloaker, overwrite=overwrite or new, resume=resume,
+                                on_progress=progress).outcomes[0]
+            if outcome.status == "done" and self.scorer is not None:
+                outcome.extra = self.scorer.score_files(job.src, job.dest)
+            return outcome
         finally:
             self.current = None
 
@@ -170,6 +161,7 @@ def connect(cluster: ClusterConfig) -> int:
             raise ConnectionError(f"could not start Ray on this machine: {str(e).splitlines()[0]}") from None
         return cluster.workers
     host, port = check_reachable(cluster.address)
+    quick_join()
     try:
         ray.init(address=f"{host}:{port}", **quiet)
     except (ConnectionError, RuntimeError, rex.RayError) as e:
@@ -183,13 +175,14 @@ def connect(cluster: ClusterConfig) -> int:
 
 
 def run(jobs: list[Job], model: str | os.PathLike | None, mode: Mode, device: str, cluster: ClusterConfig, *,
-        overwrite: bool = False, resume: bool = False,
+        overwrite: bool = False, resume: bool = False, scorer: Callable[[], Scorer] | None = None,
         on_progress: Callable[[Job, float], None] | None = None,
         on_done: Callable[[Outcome], None] | None = None) -> BatchResult:
     """Cloak every job in ``mode`` on Ray workers with the checkpoint ``model`` (None: the shipped
     one); same contract as :func:`cloak.batch.run`.
 
-    Outcomes come back in job order, one per job. Ctrl-C (``KeyboardInterrupt``) stops the
+    ``scorer`` (picklable) builds, once per worker, what fills ``Outcome.extra`` of finished
+    files. Outcomes come back in job order, one per job. Ctrl-C (``KeyboardInterrupt``) stops the
     workers, removes the temp files of the jobs in flight and is re-raised.
     """
     started = time.perf_counter()
@@ -199,7 +192,7 @@ def run(jobs: list[Job], model: str | os.PathLike | None, mode: Mode, device: st
         path = None if model is None else str(Path(model).absolute())
         options = dict(num_cpus=1, num_gpus=1 if device == "cuda" else 0,
                        max_restarts=-1, max_task_retries=cluster.retries)
-        workers = [CloakWorker.options(**options).remote(path, sha256, mode, device, cluster.threads)
+        workers = [CloakWorker.options(**options).remote(path, sha256, mode, device, cluster.threads, scorer)
                    for _ in range(min(n_workers, len(jobs)))]
         log.info("%d workers on Ray, connected in %.1f s", len(workers), time.perf_counter() - started)
         outcomes = _Scheduler(jobs, workers, cluster.retries + 1, overwrite, resume, on_progress, on_done).run()
@@ -361,4 +354,4 @@ def remove_partials(dest: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-__all__ = ["ClusterConfig", "CloakWorker", "RETRIES", "check_reachable", "connect", "remove_partials", "run", "split_address"]
+__all__ = ["ClusterConfig", "CloakWorker", "RETRIES", "connect", "remove_partials", "run"]

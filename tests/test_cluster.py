@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ import soundfile as sf
 
 from cloak import batch, cluster
 from cloak.audio import atomic_path
+from cloak.chain import MODES
 from cloak.cli import main
 from cloak.cloaker import CloakConfig
-from cloak.model import default_model_path
 
 pytestmark = pytest.mark.slow  # each test starts or joins a Ray cluster (seconds)
 CLOAK = str(Path(sys.executable).with_name("cloak"))
@@ -108,8 +109,9 @@ def leftovers(path):
 
 def test_workers_give_the_single_process_output(folder, tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
-    assert main(["apply", str(folder), "-o", str(one), "--steps", "3", "-q"]) == 0
-    assert main(["apply", str(folder), "-o", str(two), "--steps", "3", "-q", "--workers", "2"]) == 0
+    # the default mode (neutralizer) with the default independent judge in the report
+    assert main(["apply", str(folder), "-o", str(one), "-q"]) == 0
+    assert main(["apply", str(folder), "-o", str(two), "-q", "--workers", "2"]) == 0
     outs = sorted(p.relative_to(two) for p in two.rglob("*.wav"))
     assert outs == sorted(p.relative_to(folder) for p in folder.rglob("*.wav")) and len(outs) == 6
     for rel in outs:  # sample-exact: same bytes
@@ -123,7 +125,7 @@ def test_cluster_resume_and_failures(head, folder, tmp_path, capsys, monkeypatch
     monkeypatch.chdir(tmp_path)  # relative paths: the workers' working folder is the head's, not this one
     out = Path("out")
     (folder / "broken.wav").write_text("not audio")
-    args = ["apply", "in", "-o", "out", "--steps", "2", "-q", "--cluster", head[1]]
+    args = ["apply", "in", "-o", "out", "--mode", "subtle", "--steps", "2", "--judge", "none", "-q", "--cluster", head[1]]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "6 cloaked, 0 skipped, 1 failed" in err and "failed: " in err and "broken.wav" in err
@@ -140,7 +142,8 @@ def test_cluster_resume_and_failures(head, folder, tmp_path, capsys, monkeypatch
 
 def test_sigint_stops_cleanly(head, many, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--steps", "40", "--cluster", head[1]],
+    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--mode", "subtle", "--steps", "40",
+                             "--judge", "none", "--cluster", head[1]],
                             stderr=subprocess.PIPE, text=True)
     wait_for(lambda: list(out.glob("*.wav")), what="a first output")
     proc.send_signal(signal.SIGINT)
@@ -157,7 +160,8 @@ def test_sigint_stops_cleanly(head, many, tmp_path):
 
 def test_killed_worker_loses_no_file(head, many, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--steps", "20", "--cluster", head[1]],
+    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--mode", "subtle", "--steps", "20",
+                             "--judge", "none", "--cluster", head[1]],
                             stderr=subprocess.PIPE, text=True)
     wait_for(lambda: list(out.glob("*.wav")), what="a first output")
     os.kill(wait_for(lambda: busy_worker(head[0].pid), what="a busy worker"), signal.SIGKILL)
@@ -179,7 +183,7 @@ def test_worker_that_dies_on_every_try_is_reported(head, folder, tmp_path):
 
     t = threading.Thread(target=kill_first_busy)
     t.start()
-    result = cluster.run(jobs, default_model_path(), CloakConfig(steps=20), "cpu",
+    result = cluster.run(jobs, None, replace(MODES["subtle"], attack=CloakConfig(steps=20)), "cpu",
                          cluster.ClusterConfig(address=head[1], workers=1, retries=0))
     t.join()
     assert killed
