@@ -98,36 +98,49 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from cloak.chain import Chain
     from cloak.model import load_recognizer
 
+    if args.cluster is not None:
+        from cloak.ray_address import check_reachable
+
+        check_reachable(args.cluster)  # before anything slow: an unreachable cluster fails at once
     mode = _mode(args)
     jobs = batch.plan(args.paths, args.output)
     if not jobs:
         raise ValueError("no audio files found in " + ", ".join(args.paths))
-    cloaker = Chain(load_recognizer(args.model, _device(args.device)), mode, _device(args.device))
-    readout = None
+    where = None if args.workers is None and args.cluster is None else _cluster_config(args)
+    model = load_recognizer(args.model, _device(args.device))  # also checks the checkpoint before any work
+    scorer = None  # builds the readout: here for one process, once in each worker with --workers/--cluster
     if args.judge != "none" or args.quality:
+        from functools import partial
+
         from cloak.eval.readout import DEFAULT_JUDGE, Readout
 
-        readout = Readout(DEFAULT_JUDGE if args.judge == "none" else args.judge, quality=args.quality)
+        scorer = partial(Readout, DEFAULT_JUDGE if args.judge == "none" else args.judge, quality=args.quality)
+    readout = scorer() if scorer is not None and where is None else None
     durations = {j: _duration(j) for j in jobs}
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
-    state = {"base": 0.0, "files": 0}
+    state = {"base": 0.0, "files": 0, "partial": {}}  # partial: seconds done in files still in flight
     report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
     report = None
     if report_path:
         from cloak.eval.readout import FIELDS
 
-        report = batch.RunReport(report_path, resume=args.resume, extra_fields=FIELDS if readout is not None else ())
+        report = batch.RunReport(report_path, resume=args.resume, extra_fields=FIELDS if scorer is not None else ())
 
-    def on_progress(job, fraction):
-        bar.n = round(state["base"] + fraction * durations[job], 1)
+    def show():
+        bar.n = round(state["base"] + sum(state["partial"].values()), 1)
         bar.refresh()
 
+    def on_progress(job, fraction):
+        state["partial"][job] = fraction * durations[job]
+        show()
+
     def on_done(outcome):
+        state["partial"].pop(outcome.job, None)
         state["base"] += durations[outcome.job]
         state["files"] += 1
-        bar.n = round(state["base"], 1)
-        bar.set_postfix_str(f"{state['files']}/{len(jobs)} files")
+        bar.set_postfix_str(f"{state['files']}/{len(jobs)} files", refresh=False)
+        show()
         if outcome.status == "done" and readout is not None:
             outcome.extra = readout.score_files(outcome.job.src, outcome.job.dest)
         if report:
@@ -139,10 +152,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
                      f"{outcome.extra['judge_after']}" if outcome.extra else "")
             tqdm.write(f"{outcome.job.dest}  surrogate: {r.emotion_before} -> {r.emotion_after}{heard}  {change}")
 
-    result = batch.run(jobs, cloaker, overwrite=args.overwrite, resume=args.resume,
-                       on_progress=on_progress, on_done=on_done)
+    callbacks = dict(overwrite=args.overwrite, resume=args.resume, on_progress=on_progress, on_done=on_done)
+    if where is None:
+        result = batch.run(jobs, Chain(model, mode, _device(args.device)), **callbacks)
+    else:
+        from cloak import cluster
+
+        result = cluster.run(jobs, args.model, mode, _device(args.device), where, scorer=scorer, **callbacks)
     bar.close()
     if report:
+        if where is not None:  # workers finish in any order; the report lists the files as planned
+            order = {str(j.src): k for k, j in enumerate(jobs)}
+            report.rows.sort(key=lambda row: order.get(row["file"], len(order)))
+            report.write()
         print(f"report: {report_path}", file=sys.stderr)
     done = sum(o.status == "done" for o in result.outcomes)
     skipped = sum(o.status == "skipped" for o in result.outcomes)
@@ -150,6 +172,17 @@ def cmd_apply(args: argparse.Namespace) -> int:
     for o in result.failed:
         print(f"  failed: {o.error}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _cluster_config(args: argparse.Namespace):
+    """Where ``--workers``/``--cluster`` run."""
+    try:
+        from cloak import cluster
+    except ImportError as e:
+        raise ValueError(f"--workers/--cluster need Ray ({e}): pip install 'cloak[cluster]'") from None
+
+    return cluster.ClusterConfig(workers=args.workers, address=args.cluster,
+                                 threads=int(os.environ.get("CLOAK_THREADS", "1")))
 
 
 def _duration(job) -> float:
@@ -236,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", metavar="CSV", help="run report (default: OUTDIR/cloak-report.csv with -o)")
     s.add_argument("--model", help="checkpoint (default: the shipped EmoDB model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--workers", type=int, metavar="N", help="cloak on N worker processes (Ray); with --cluster: at most N")
+    s.add_argument("--cluster", metavar="HOST:PORT", help="run on the Ray cluster whose head is at HOST:PORT (run cloak on one of its nodes)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_apply)
 
