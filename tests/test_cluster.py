@@ -52,14 +52,22 @@ def many(tmp_path, held_out):
     return src
 
 
+@pytest.fixture(autouse=True)
+def outside_the_source_tree(tmp_path, monkeypatch):
+    """Ray workers put the driver's working folder on their path: from the repository root they would
+    import the un-mapped source tree (no cloak.models, no cloak.eval) instead of the installed package."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
-def head():
+def head(tmp_path_factory):
     """A real Ray head on 127.0.0.1 with 2 CPUs (`ray start --head --block`), killed at the end."""
     port = free_port()
     proc = subprocess.Popen([RAY, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
                              "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
                              "--dashboard-agent-listen-port", str(free_port()), "--object-store-memory", str(100 * 2**20)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            cwd=tmp_path_factory.mktemp("head"),
                             env={**os.environ, "RAY_worker_niceness": "0"})  # as fast as plain cloak here
     deadline = time.monotonic() + 60
     while True:

@@ -104,7 +104,7 @@ def test_cli_neutral_mode_keeps_rate_channels_and_subtype(tmp_path, held_out):
     sf.write(src, stereo, 48_000, subtype="PCM_24")
     exe = [sys.executable, "-m", "cloak"]
     run = subprocess.run([*exe, "apply", str(src), "-o", str(tmp_path / "out"), "-q", "--judge", "none"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)  # not the source tree
     assert run.returncode == 0, run.stderr
     info = sf.info(str(tmp_path / "out" / "in.wav"))
     assert (info.samplerate, info.channels, info.subtype) == (48_000, 2, "PCM_24")
