@@ -95,7 +95,7 @@ def main() -> None:
                 r = results[mode] = run(folder, out, [*shlex.split(args.args), *MODES[mode]])
                 shutil.rmtree(out)
                 print(f"{name:9} {mode:9} {r['files']:4d} files  wall {r['wall']:7.1f} s  "
-                      f"{r['files'] / r['wall']:6.2f} files/s  steady {r['steady']:6.2f} files/s  "
+                      f"{r['files'] / r['wall']:7.3g} files/s  steady {r['steady']:7.3g} files/s  "
                       f"peak RSS {'/'.join(f'{m:.0f}' for m in r['rss'])} MB  load {r['load'][0]:.1f}->{r['load'][1]:.1f}",
                       flush=True)
             if "plain" in results:
