@@ -150,7 +150,7 @@ def test_cluster_resume_and_failures(head, folder, tmp_path, capsys, monkeypatch
 
 def test_sigint_stops_cleanly(head, many, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--mode", "subtle", "--steps", "40",
+    proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--mode", "subtle", "--steps", "300",
                              "--judge", "none", "--cluster", head[1]],
                             stderr=subprocess.PIPE, text=True)
     wait_for(lambda: list(out.glob("*.wav")), what="a first output")
