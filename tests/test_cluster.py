@@ -152,7 +152,9 @@ def test_sigint_stops_cleanly(head, many, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([CLOAK, "apply", str(many), "-o", str(out), "-q", "--mode", "subtle", "--steps", "300",
                              "--judge", "none", "--cluster", head[1]],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell that starts jobs in the background hands them SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: list(out.glob("*.wav")), what="a first output")
     proc.send_signal(signal.SIGINT)
     t = time.monotonic()
