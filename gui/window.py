@@ -219,26 +219,12 @@ class MainWindow(QMainWindow):
 
         # --- results: cloak's own recognizer beside an independent judge, then the voice's quality
         row = QHBoxLayout()
-        box = QGroupBox("What cloak's own recognizer hears")
-        box.setToolTip("The surrogate model the cloak works with (the subtle attack crafts its noise against it)")
-        lay = QVBoxLayout(box)
-        self.bars = ProbabilityBars()
-        lay.addWidget(self.bars)
-        self.result_label = QLabel("")
-        self.result_label.setWordWrap(True)
-        self.result_label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        lay.addWidget(self.result_label, 1)
-        row.addWidget(box, 1)
-        box = QGroupBox(f"What an independent judge hears — {self.judge}")
-        box.setToolTip("An emotion recognizer of another family, trained apart; it never helped craft the cloak")
-        lay = QVBoxLayout(box)
-        self.judge_bars = ProbabilityBars()
-        lay.addWidget(self.judge_bars)
-        self.judge_label = QLabel("")
-        self.judge_label.setWordWrap(True)
-        self.judge_label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        lay.addWidget(self.judge_label, 1)
-        row.addWidget(box, 1)
+        self.bars, self.result_label = _readout_box(
+            row, "What cloak's own recognizer hears",
+            "The surrogate model the cloak works with (the subtle attack crafts its noise against it)")
+        self.judge_bars, self.judge_label = _readout_box(
+            row, f"What an independent judge hears — {self.judge}",
+            "An emotion recognizer of another family, trained apart; it never helped craft the cloak")
         right.addLayout(row)
         self.quality_label = QLabel("")
         self.quality_label.setWordWrap(True)
@@ -739,3 +725,18 @@ class MainWindow(QMainWindow):
 
 
 __all__ = ["MainWindow"]
+
+
+def _readout_box(row: QHBoxLayout, title: str, tip: str) -> tuple[ProbabilityBars, QLabel]:
+    """A titled group with probability bars over a wrapped label, added to ``row``."""
+    box = QGroupBox(title)
+    box.setToolTip(tip)
+    lay = QVBoxLayout(box)
+    bars = ProbabilityBars()
+    lay.addWidget(bars)
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+    lay.addWidget(label, 1)
+    row.addWidget(box, 1)
+    return bars, label
