@@ -1,11 +1,16 @@
-"""Measure the neutralizer's reference values on the EmoDB *training* speakers, per emotion.
+"""Measure the neutralizer's reference values on the EmoDB *training* speakers.
 
-Prints, per emotion, the means of: syllable nuclei per second of phonation, median spectral
-tilt of voiced speech (dB/octave), and median voiced F0 over its 5th percentile. The neutral
-row gives the constants in ``cloak/neutralizer.py``; the other rows show how far each emotion
-sits from it. Speakers 03 and 08 are never read.
+Prints, per emotion, the means of: syllable nuclei per second of phonation, median voiced F0
+over its 5th percentile, and the two effort coordinates; then the effort basis itself. The
+neutral row and the basis are the constants in ``cloak/neutralizer.py``. Speakers 03 and 08 are
+never read.
 
-    OMP_NUM_THREADS=1 python benchmarks/neutral_reference.py   # ~2 min
+The effort basis: each clip's voiced frames give a mean log envelope in 24 log-spaced bands
+(80 Hz - 7.8 kHz), with the frame's mean level removed; subtracting the same speaker's mean
+neutral shape leaves what the emotion changed. The two leading principal components of those
+differences are the basis (signs: anger and sadness sit on the positive side of neutral).
+
+    OMP_NUM_THREADS=1 python benchmarks/neutral_reference.py   # ~3 min
 """
 from __future__ import annotations
 
@@ -15,16 +20,32 @@ import numpy as np
 import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
-from cloak.neutralizer import active_frames, analyse, frame_level_db, spectral_tilt, syllable_rate
+from cloak.neutralizer import EFFORT_EDGES_HZ, _band_matrix, active_frames, analyse, frame_level_db, syllable_rate
 
 
-def measure(path) -> tuple[float, float, float]:
+def measure(path) -> tuple[float, float, np.ndarray]:
+    """(syllable rate, F0 over its floor, mean voiced band shape in dB) of one clip."""
     wave, sr = sf.read(str(path), dtype="float32")
     a = analyse(wave, sr)
     rate, _ = syllable_rate(a)
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
     lf = np.log(a.f0[a.f0 > 0])
-    return rate, float(np.median(spectral_tilt(a)[voiced])), float(np.exp(np.median(lf) - np.percentile(lf, 5)))
+    db = 10 * np.log10(a.sp[voiced] + 1e-20) @ _band_matrix(a.freqs).T
+    shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
+    return rate, float(np.exp(np.median(lf) - np.percentile(lf, 5))), shape
+
+
+def effort_basis(speakers: np.ndarray, emotions: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """``(2, bands)`` leading principal components of the shapes relative to each speaker's neutral."""
+    rel = shapes.copy()
+    for s in np.unique(speakers):
+        rel[speakers == s] -= shapes[(speakers == s) & (emotions == "neutral")].mean(axis=0)
+    rel -= rel.mean(axis=1, keepdims=True)
+    basis = np.linalg.svd(rel - rel.mean(axis=0), full_matrices=False)[2][:2]
+    for k, emotion in enumerate(("anger", "sadness")):
+        if (rel[emotions == emotion] @ basis[k]).mean() < 0:
+            basis[k] *= -1
+    return basis
 
 
 def main() -> int:
@@ -33,13 +54,20 @@ def main() -> int:
         print("EmoDB not found: set $CLOAK_EMODB or place it at ../shared/data/emodb", file=sys.stderr)
         return 2
     train, _ = split(load_emodb(root))
-    rows = {e: [] for e in EMOTIONS}
-    for u in train:
-        rows[u.emotion].append(measure(u.path))
-    print(f"{'emotion':<10} {'n':>3} {'syll/s':>7} {'tilt dB/oct':>12} {'F0/floor':>9}")
+    rates, floors, shapes = zip(*(measure(u.path) for u in train))
+    speakers = np.array([u.speaker for u in train])
+    emotions = np.array([u.emotion for u in train])
+    shapes = np.stack(shapes)
+    basis = effort_basis(speakers, emotions, shapes)
+    coords = shapes @ basis.T
+    print(f"{'emotion':<10} {'n':>3} {'syll/s':>7} {'F0/floor':>9} {'effort 1':>9} {'effort 2':>9}")
     for e in EMOTIONS:
-        m = np.mean(rows[e], axis=0)
-        print(f"{e:<10} {len(rows[e]):>3} {m[0]:7.2f} {m[1]:12.2f} {m[2]:9.2f}")
+        m = emotions == e
+        print(f"{e:<10} {m.sum():>3} {np.mean(np.asarray(rates)[m]):7.2f} {np.mean(np.asarray(floors)[m]):9.2f} "
+              f"{coords[m, 0].mean():9.2f} {coords[m, 1].mean():9.2f}")
+    print(f"\nEFFORT_EDGES_HZ: geomspace({EFFORT_EDGES_HZ[0]:g}, {EFFORT_EDGES_HZ[-1]:g}, {len(EFFORT_EDGES_HZ)})")
+    print("EFFORT_BASIS =", tuple(tuple(round(float(v), 3) for v in b) for b in basis))
+    print("NEUTRAL_EFFORT =", tuple(round(float(v), 2) for v in coords[emotions == "neutral"].mean(axis=0)))
     return 0
 
 

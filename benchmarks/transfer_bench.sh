@@ -19,7 +19,7 @@ cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its 
 
 # 3. Ablation on EmoDB (judges only; the listener's cost of each strength is in the frontier):
 #    each cue left out, the adversarial stage added on top, and every cue all the way (calm 1).
-for cue in pitch_range pitch_level loudness tilt rate voice_quality; do
+for cue in pitch_range pitch_level loudness effort rate voice_quality; do
   cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
 done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q

@@ -1,10 +1,12 @@
 """Move the emotion cues of a voice toward a calm, neutral delivery (WORLD analysis/synthesis).
 
 Emotion changes *how* a sentence is spoken: pitch level, range and contour; loudness and its
-dynamics; vocal effort (spectral tilt); speaking rate and pauses. The neutralizer analyses
-speech with the WORLD vocoder (F0, spectral envelope, aperiodicity), moves each of those cues
-part of the way toward a neutral reference, and resynthesizes. Formants (the spectral envelope's
-shape) and the aperiodicity are kept, so words and the speaker's timbre survive.
+dynamics; vocal effort (the envelope's balance of low and high frequencies); speaking rate and
+pauses. The neutralizer analyses speech with the WORLD vocoder (F0, spectral envelope,
+aperiodicity), moves each of those cues part of the way toward a neutral reference, and
+resynthesizes the voiced frames; consonants and pauses are copied from the input (retimed and
+level-matched), since the vocoder's noise excitation is where its quality is lost. Formants are
+kept, so words and the speaker's timbre survive.
 
 Reference values are the means of the EmoDB *training* speakers' neutral clips (speakers 03 and
 08 never seen): see ``benchmarks/neutral_reference.py``. ``strength`` 0 is the vocoder alone
@@ -25,7 +27,6 @@ with warnings.catch_warnings():  # pyworld imports the deprecated pkg_resources 
 FRAME_PERIOD_MS = 5.0
 F0_FLOOR, F0_CEIL = 60.0, 600.0
 # Neutral reference, from the EmoDB training speakers' neutral clips (benchmarks/neutral_reference.py).
-NEUTRAL_TILT_DB_PER_OCT = -8.2  # regression slope of the voiced envelope, 100 Hz - 5 kHz
 NEUTRAL_F0_OVER_FLOOR = 1.39  # median voiced F0 / 5th percentile: a neutral voice sits this far above its floor
 NEUTRAL_SYLLABLE_RATE = 5.8  # syllable nuclei per second of phonation
 # Median aperiodicity (dB) of voiced speech in 0-1, 1-2, 2-4 and 4-8 kHz: breathiness / pressed voice.
@@ -33,8 +34,19 @@ AP_BANDS_HZ = ((0.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.
 NEUTRAL_AP_DB = (-25.4, -16.6, -4.5, -0.9)
 TARGET_RMS_DBFS = -24.0  # level of the active speech after neutralizing
 MAX_PAUSE_S = 0.25
-TILT_BAND_HZ = (100.0, 5000.0)
-TILT_PIVOT_HZ = 1000.0
+CROSSFADE_S = 0.01  # between the vocoder (voiced frames) and the input (consonants, pauses)
+# Vocal effort as the envelope's shape: band edges (Hz) and the two leading principal components of
+# how the EmoDB training speakers' voiced envelopes differ from their own neutral ones (66 % and
+# 10 % of the variance: high-arousal brightness, and the mid dip of sadness), with the neutral
+# clips' mean coordinates. From benchmarks/neutral_reference.py.
+EFFORT_EDGES_HZ = tuple(float(f) for f in np.geomspace(80.0, 7800.0, 25))
+EFFORT_BASIS = (
+    (-0.34, -0.339, -0.331, -0.318, -0.29, -0.234, -0.174, -0.116, -0.062, -0.006, 0.07, 0.159,
+     0.184, 0.191, 0.197, 0.155, 0.202, 0.214, 0.178, 0.183, 0.136, 0.125, 0.106, 0.11),
+    (0.123, 0.122, 0.112, 0.092, 0.05, -0.036, -0.133, -0.221, -0.297, -0.36, -0.381, -0.324,
+     -0.183, -0.12, -0.07, 0.03, 0.101, 0.123, 0.134, 0.188, 0.249, 0.3, 0.235, 0.266),
+)
+NEUTRAL_EFFORT = (-70.61, -35.12)
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class NeutralizeConfig:
     ``pitch_range``: shrink the F0 excursions around the utterance's level.
     ``pitch_level``: move the F0 level toward where a neutral voice sits above its floor.
     ``loudness``: flatten frame-level loudness dynamics (the output level is always normalized).
-    ``tilt``: set the spectral tilt (vocal effort) toward the neutral slope.
+    ``effort``: move the envelope's balance of low against high frequencies (vocal effort) toward neutral.
     ``rate``: time-stretch the phonation toward a neutral syllable rate; long pauses are shortened.
     ``voice_quality``: move the aperiodicity (breathy or pressed voice) of voiced speech toward neutral.
     """
@@ -56,13 +68,13 @@ class NeutralizeConfig:
     pitch_range: float = 1.0
     pitch_level: float = 1.0
     loudness: float = 1.0
-    tilt: float = 1.0
+    effort: float = 1.0
     rate: float = 1.0
     voice_quality: float = 1.0
     max_stretch: float = 1.35
 
     def __post_init__(self) -> None:
-        for name in ("strength", "pitch_range", "pitch_level", "loudness", "tilt", "rate", "voice_quality"):
+        for name in ("strength", "pitch_range", "pitch_level", "loudness", "effort", "rate", "voice_quality"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0 or math.isnan(v):
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -134,16 +146,6 @@ def active_frames(level_db: np.ndarray, below_peak_db: float = 35.0) -> np.ndarr
     return level_db > np.percentile(level_db, 98) - below_peak_db
 
 
-def spectral_tilt(a: Analysis) -> np.ndarray:
-    """Per-frame slope (dB per octave) of the log envelope over :data:`TILT_BAND_HZ`."""
-    f = a.freqs
-    band = (f >= TILT_BAND_HZ[0]) & (f <= TILT_BAND_HZ[1])
-    octaves = np.log2(f[band] / TILT_PIVOT_HZ)
-    centered = octaves - octaves.mean()
-    db = 10 * np.log10(a.sp[:, band] + 1e-20)
-    return (db - db.mean(axis=1, keepdims=True)) @ centered / (centered @ centered)
-
-
 def syllable_rate(a: Analysis) -> tuple[float, float]:
     """(syllable nuclei per second of phonation, phonation seconds), after de Jong & Wempe (2009).
 
@@ -192,32 +194,46 @@ def _neutral_pitch(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     return np.clip(f0, F0_FLOOR, F0_CEIL) * voiced
 
 
-def _neutral_envelope(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
-    """Tilt toward neutral, loudness dynamics compressed; returns a new envelope."""
-    sp = a.sp.copy()
+def _loudness_gain_db(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
+    """Per-frame gain (dB) pulling the smoothed frame level of speech toward its mean."""
     level = frame_level_db(a)
     active = active_frames(level)
-    # Vocal effort: move the spectral tilt (linear in octaves around 1 kHz) of voiced speech toward
-    # neutral, frame by frame (effort rises on stressed and emotional syllables); unvoiced frames
-    # (fricatives carry their own tilt, which words need) get the utterance's static correction.
-    voiced = active & (a.f0 > 0)
-    amount = cfg.amount("tilt")
-    if voiced.sum() >= 10:
-        tilt = _moving_average(spectral_tilt(a), 9)
-        correction = np.where(voiced, amount * (NEUTRAL_TILT_DB_PER_OCT - tilt),
-                              amount * (NEUTRAL_TILT_DB_PER_OCT - float(np.median(tilt[voiced]))))
-        correction = _moving_average(correction, 9)
-    else:
-        correction = np.zeros(len(level))
-    octaves = np.log2(np.maximum(a.freqs, 50.0) / TILT_PIVOT_HZ)
-    gain_db = correction[:, None] * np.clip(octaves, -2.0, 3.0)[None, :]
-    # Loudness dynamics: pull the smoothed frame level of speech toward its mean.
     smooth = _moving_average(level, 21)
     mean = float(smooth[active].mean()) if active.any() else 0.0
     presence = _moving_average(active.astype(np.float64), 21)  # fades the gain in and out of pauses
-    gain_db += (np.clip(cfg.amount("loudness") * (mean - smooth), -12.0, 12.0) * presence)[:, None]
-    sp *= 10 ** (gain_db / 10)
-    return sp
+    return np.clip(cfg.amount("loudness") * (mean - smooth), -12.0, 12.0) * presence
+
+
+def _band_matrix(freqs: np.ndarray) -> np.ndarray:
+    """``(bands, bins)`` averaging weights of the envelope bins inside each effort band."""
+    edges = np.asarray(EFFORT_EDGES_HZ)
+    m = ((freqs[None, :] >= edges[:-1, None]) & (freqs[None, :] < edges[1:, None])).astype(np.float64)
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+
+
+def effort_coordinates(a: Analysis) -> np.ndarray:
+    """``(frames, 2)`` coordinates of each frame's log envelope on :data:`EFFORT_BASIS`."""
+    db = 10 * np.log10(a.sp + 1e-20)
+    return (db @ _band_matrix(a.freqs).T) @ np.asarray(EFFORT_BASIS).T
+
+
+def _effort_gain_db(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
+    """``(frames, bins)`` envelope gain (dB) moving voiced frames' effort coordinates toward neutral.
+
+    Frame by frame (effort rises on stressed and emotional syllables), smoothed over 45 ms.
+    """
+    amount = cfg.amount("effort")
+    voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
+    if voiced.sum() < 10 or amount == 0:
+        return np.zeros_like(a.sp)
+    coords = np.stack([_moving_average(c, 9) for c in effort_coordinates(a).T], axis=1)
+    target = np.asarray(NEUTRAL_EFFORT)
+    corr = np.where(voiced[:, None], target - coords, target - np.median(coords[voiced], axis=0))
+    corr = amount * np.stack([_moving_average(c, 9) for c in corr.T], axis=1)
+    edges = np.asarray(EFFORT_EDGES_HZ)
+    centers = np.log(np.sqrt(edges[:-1] * edges[1:]))
+    curves = np.stack([np.interp(np.log(np.maximum(a.freqs, 1.0)), centers, b) for b in EFFORT_BASIS])
+    return corr @ curves
 
 
 def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
@@ -240,28 +256,36 @@ def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     return out
 
 
-def _retime(a: Analysis, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, cfg: NeutralizeConfig) -> Analysis:
-    """Stretch time toward the neutral syllable rate and shorten long pauses."""
+def read_positions(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
+    """Input frame position (fractional) read at each output frame.
+
+    Voiced speech advances by a speed that moves the syllable rate toward neutral; consonants
+    advance one frame per frame (their length carries the words more than the emotion); pauses
+    beyond :data:`MAX_PAUSE_S` are skipped (scaled by the amount, so strength 0 keeps every frame).
+    """
     frame_s = FRAME_PERIOD_MS / 1000
     amount = cfg.amount("rate")
     rate, _ = syllable_rate(a)
     speed = 1.0
     if amount > 0 and rate > 0:
         speed = float(np.clip((NEUTRAL_SYLLABLE_RATE / rate) ** amount, 1 / cfg.max_stretch, cfg.max_stretch))
-    # Frame positions to read: speech advances by `speed` frames per output frame; pauses beyond
-    # MAX_PAUSE_S are skipped (scaled by the amount, so strength 0 keeps every frame).
     active = active_frames(frame_level_db(a))
-    max_pause = int(MAX_PAUSE_S / frame_s / max(amount, 1e-3)) if amount > 0 else len(f0)
+    voiced = a.f0 > 0
+    max_pause = int(MAX_PAUSE_S / frame_s / max(amount, 1e-3)) if amount > 0 else len(a.f0)
     positions: list[float] = []
-    t, run = 0.0, 0
-    n = len(f0)
+    t, run, n = 0.0, 0, len(a.f0)
     while t < n - 1:
         i = int(t)
         run = 0 if active[i] else run + 1
         if run <= max_pause:
             positions.append(t)
-        t += speed if active[i] else 1.0
-    pos = np.asarray(positions)
+        t += speed if active[i] and voiced[i] else 1.0
+    return np.asarray(positions)
+
+
+def _resample_frames(pos: np.ndarray, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, sample_rate: int) -> Analysis:
+    """WORLD parameters read at fractional frame positions (log-linear envelope, nearest voicing)."""
+    n = len(f0)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, n - 1)
     w = (pos - lo)[:, None]
@@ -272,7 +296,34 @@ def _retime(a: Analysis, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, cfg: Ne
     both = (f0[lo] > 0) & (f0[hi] > 0)
     interp = np.where(both, np.exp((1 - w[:, 0]) * np.log(np.maximum(f0[lo], 1)) + w[:, 0] * np.log(np.maximum(f0[hi], 1))),
                       f0[nearest])
-    return Analysis(np.where(voiced, interp, 0.0), new_sp, new_ap, a.sample_rate)
+    return Analysis(np.where(voiced, interp, 0.0), new_sp, new_ap, sample_rate)
+
+
+def overlap_add_copy(wave: np.ndarray, pos: np.ndarray, hop: int, length: int) -> np.ndarray:
+    """The input read at frame positions ``pos``: Hann-windowed 2-hop grains overlap-added one hop apart.
+
+    Where ``pos`` advances one frame per frame this is the input itself (shifted); where it jumps
+    (a skipped pause) the two sides crossfade over one hop.
+    """
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(2 * hop) / (2 * hop))  # periodic: sums to 1 at 50 %
+    starts = np.round(pos * hop).astype(int) - hop
+    idx = starts[:, None] + np.arange(2 * hop)[None, :]
+    padded = np.concatenate([wave, [0.0]])
+    grains = padded[np.where((idx >= 0) & (idx < len(wave)), idx, len(wave))] * window
+    out = np.zeros((len(pos) + 1) * hop)
+    blocks = out.reshape(len(pos) + 1, hop)
+    blocks[:-1] += grains[:, :hop]
+    blocks[1:] += grains[:, hop:]
+    out = out[hop:]
+    return np.pad(out, (0, max(0, length - len(out))))[:length]
+
+
+def voiced_mask(f0: np.ndarray, hop: int, length: int, fade: int) -> np.ndarray:
+    """Per-sample weight of the vocoder (1 in voiced frames, 0 elsewhere) with ``fade``-sample ramps."""
+    m = np.repeat((f0 > 0).astype(np.float64), hop)
+    m = np.concatenate([np.full(hop // 2, m[0] if len(m) else 0.0), m])  # frame j is centred on sample j*hop
+    m = np.pad(m, (0, max(0, length - len(m))), mode="edge")[:length]
+    return np.convolve(m, np.ones(fade) / fade, mode="same") if fade > 1 else m
 
 
 def normalize_level(wave: np.ndarray, target_dbfs: float = TARGET_RMS_DBFS, peak: float = 0.98) -> np.ndarray:
@@ -304,11 +355,23 @@ class Neutralizer:
     def __call__(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         if wave.ndim != 1 or len(wave) == 0:
             raise ValueError(f"expected a non-empty mono waveform, got shape {wave.shape}")
+        cfg = self.config
         a = analyse(wave, sample_rate)
-        f0 = _neutral_pitch(a, self.config)
-        sp = _neutral_envelope(a, self.config)
-        out = synthesize(_retime(a, f0, sp, _neutral_aperiodicity(a, self.config), self.config))
-        return normalize_level(out) if self.config.strength > 0 else _match_level(out, wave)
+        loud = _loudness_gain_db(a, cfg)
+        sp = a.sp * 10 ** ((_effort_gain_db(a, cfg) + loud[:, None]) / 10)
+        pos = read_positions(a, cfg)
+        voice = synthesize(_resample_frames(pos, _neutral_pitch(a, cfg), sp, _neutral_aperiodicity(a, cfg), sample_rate))
+        # Consonants and pauses come from the input itself (level-matched): the vocoder's noise
+        # excitation is where nearly all of its loss of quality lies (DNSMOS, benchmarks/README.md).
+        hop = round(sample_rate * FRAME_PERIOD_MS / 1000)
+        frames = np.arange(len(loud), dtype=np.float64)
+        gain = 10 ** (np.interp(pos, frames, loud) / 20)
+        copy = overlap_add_copy(wave.astype(np.float64), pos, hop, len(voice))
+        copy *= np.interp(np.arange(len(voice)) / hop, np.arange(len(pos)), gain)
+        mask = voiced_mask(_resample_frames(pos, a.f0, a.sp, a.ap, sample_rate).f0, hop, len(voice),
+                           round(sample_rate * CROSSFADE_S))
+        out = (mask * voice + (1 - mask) * copy).astype(np.float32)
+        return normalize_level(out) if cfg.strength > 0 else _match_level(out, wave)
 
 
 def _match_level(out: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -356,7 +356,7 @@ def format_result(result: BenchResult) -> str:
     cfg = result.config
     lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
              + (f", attack stage {cfg.attack}" if cfg.attack else "")
-             + "".join(f", {k}={v:g}" for k, v in cfg.overrides)
+             + "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in cfg.overrides)
              + f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)", ""]
     for c in result.corpora:
         lines += [f"**{c.corpus}** held-out ({c.n_clips} clips; noise control at {c.noise_snr_db:.1f} dB SNR)", "",
@@ -483,7 +483,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--no-quality", action="store_true", help="skip DNSMOS, speaker similarity and WER")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N held-out clips per corpus")
     p.add_argument("--set", action="append", default=[], metavar="CUE=X",
-                   help="change one neutralizer setting for an ablation, e.g. --set tilt=0 (repeatable)")
+                   help="change one neutralizer setting for an ablation, e.g. --set effort=0 (repeatable)")
     p.add_argument("--frontier", metavar="S,S,...", help="run at each neutralizer strength and plot hiding against quality")
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
     p.add_argument("--table", nargs="+", metavar="DIR", help="instead: print one table row per saved run folder")
@@ -492,7 +492,7 @@ def add_bench_parser(subparsers) -> None:
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
-    """``["tilt=0", "rate=0.5"]`` -> ``(("tilt", 0.0), ("rate", 0.5))``; ValueError names a bad item."""
+    """``["effort=0", "rate=0.5"]`` -> ``(("effort", 0.0), ("rate", 0.5))``; ValueError names a bad item."""
     from cloak.neutralizer import NeutralizeConfig
 
     known = set(NeutralizeConfig.__dataclass_fields__) - {"strength"}

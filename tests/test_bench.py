@@ -37,13 +37,13 @@ def test_noise_control_has_the_requested_snr():
 
 
 def test_overrides_are_checked():
-    assert bench.parse_overrides(["tilt=0", "rate=0.5"]) == (("tilt", 0.0), ("rate", 0.5))
+    assert bench.parse_overrides(["effort=0", "rate=0.5"]) == (("effort", 0.0), ("rate", 0.5))
     with pytest.raises(ValueError, match="CUE=X"):
         bench.parse_overrides(["volume=1"])
     with pytest.raises(ValueError, match="not a number"):
-        bench.parse_overrides(["tilt=high"])
+        bench.parse_overrides(["effort=high"])
     with pytest.raises(ValueError, match="no neutralizer"):
-        bench.BenchConfig(mode="subtle", overrides=(("tilt", 0.0),)).resolved_mode()
+        bench.BenchConfig(mode="subtle", overrides=(("effort", 0.0),)).resolved_mode()
 
 
 def test_zero_control_is_the_pipeline_at_strength_zero():

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from cloak.chain import MODES, Chain, split_points
-from cloak.neutralizer import (NEUTRAL_TILT_DB_PER_OCT, NeutralizeConfig, Neutralizer, active_frames, analyse,
-                               frame_level_db, spectral_tilt, syllable_rate)
+from cloak.neutralizer import (NEUTRAL_EFFORT, NeutralizeConfig, Neutralizer, active_frames, analyse,
+                               effort_coordinates, frame_level_db, overlap_add_copy, syllable_rate, voiced_mask)
 
 
 def _read(held_out, name):
@@ -24,25 +24,48 @@ def _pitch_spread(wave):
     return float(np.percentile(lf, 90) - np.percentile(lf, 10))
 
 
-def _voiced_tilt(wave):
+def _voiced_effort(wave):
+    """Median of the voiced frames' first effort coordinate (brightness of high arousal)."""
     a = analyse(wave, 16_000)
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
-    return float(np.median(spectral_tilt(a)[voiced]))
+    return float(np.median(effort_coordinates(a)[voiced, 0]))
 
 
-@pytest.mark.parametrize("bad", [{"strength": 1.5}, {"tilt": -0.1}, {"pitch_range": float("nan")}, {"max_stretch": 0.5}])
+@pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"pitch_range": float("nan")}, {"max_stretch": 0.5}])
 def test_config_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
         NeutralizeConfig(**bad)
 
 
 def test_angry_clip_moves_toward_neutral(held_out):
-    wave = _read(held_out, "03a01Wa.wav")  # anger: wide pitch range, flat (effortful) tilt
+    wave = _read(held_out, "03a01Wa.wav")  # anger: wide pitch range, bright (effortful) envelope
     out = Neutralizer(NeutralizeConfig(strength=1.0, pitch_range=0.7))(wave, 16_000)
     assert np.isfinite(out).all() and np.abs(out).max() <= 0.98
     assert _pitch_spread(out) < 0.6 * _pitch_spread(wave)  # 30 % of the excursions kept, plus estimation noise
-    before, after = _voiced_tilt(wave), _voiced_tilt(out)
-    assert abs(after - NEUTRAL_TILT_DB_PER_OCT) < abs(before - NEUTRAL_TILT_DB_PER_OCT) - 1.0
+    before, after = _voiced_effort(wave), _voiced_effort(out)
+    assert before - NEUTRAL_EFFORT[0] > 20  # anger sits far on the bright side of neutral ...
+    assert abs(after - NEUTRAL_EFFORT[0]) < 0.5 * abs(before - NEUTRAL_EFFORT[0])  # ... and is moved most of the way
+
+
+def test_overlap_add_copy_reads_the_input_exactly_and_skips_cleanly():
+    rng = np.random.default_rng(1)
+    wave = rng.standard_normal(8_000)
+    hop = 80
+    n = len(wave) // hop
+    same = overlap_add_copy(wave, np.arange(n, dtype=float), hop, n * hop)
+    assert np.allclose(same[hop:-hop], wave[hop:n * hop - hop])  # Hann grains at 50 % sum to one
+    skip = overlap_add_copy(wave, np.concatenate([np.arange(40.0), np.arange(60.0, n)]), hop, (n - 20) * hop)
+    assert np.allclose(skip[50 * hop:-hop], wave[70 * hop:n * hop - hop])  # 20 frames left out
+
+
+def test_consonants_and_pauses_come_from_the_input(held_out):
+    wave = _read(held_out, "03a01Nc.wav")
+    zero = Neutralizer(NeutralizeConfig(strength=0.0))(wave, 16_000)
+    a = analyse(wave, 16_000)
+    n = min(len(zero), len(wave))
+    unvoiced = voiced_mask(a.f0, 80, n, 160) < 1e-6
+    assert 0.2 < unvoiced.mean() < 0.8
+    assert np.corrcoef(zero[:n][unvoiced], wave[:n][unvoiced])[0, 1] > 0.999  # copied, not re-synthesized
 
 
 def test_slow_sad_speech_gets_faster_and_strength_zero_keeps_timing(held_out):
