@@ -183,14 +183,16 @@ def _neutral_pitch(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     target = float(np.percentile(lf, 5)) + math.log(NEUTRAL_F0_OVER_FLOOR)
     new_level = level + cfg.amount("pitch_level") * (target - level)
     keep = 1.0 - cfg.amount("pitch_range")
-    # Smooth micro-prosody (jitter) within each voiced run, then shrink excursions around the level.
+    # Shrink the intonation (the contour smoothed over 65 ms within each voiced run) around the
+    # level and keep the micro-prosody on top of it: a contour without its jitter sounds buzzy
+    # (DNSMOS OVRL 2.54 -> 2.74 at calm 0.7 when kept).
     smooth = np.empty_like(lf)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
     pos = 0
     for s, e in zip(edges[::2], edges[1::2]):
-        smooth[pos:pos + e - s] = _moving_average(lf[pos:pos + e - s], 5)
+        smooth[pos:pos + e - s] = _moving_average(lf[pos:pos + e - s], 13)
         pos += e - s
-    f0[voiced] = np.exp(new_level + keep * (smooth - level))
+    f0[voiced] = np.exp(new_level + keep * (smooth - level) + (lf - smooth))
     return np.clip(f0, F0_FLOOR, F0_CEIL) * voiced
 
 
@@ -217,23 +219,37 @@ def effort_coordinates(a: Analysis) -> np.ndarray:
     return (db @ _band_matrix(a.freqs).T) @ np.asarray(EFFORT_BASIS).T
 
 
-def _effort_gain_db(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
-    """``(frames, bins)`` envelope gain (dB) moving voiced frames' effort coordinates toward neutral.
+def _effort_gain_db(a: Analysis, cfg: NeutralizeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Envelope gains (dB) moving the effort coordinates toward neutral: per frame, and static.
 
-    Frame by frame (effort rises on stressed and emotional syllables), smoothed over 45 ms.
+    Voiced frames are corrected frame by frame (effort rises on stressed and emotional
+    syllables), smoothed over 45 ms; the static ``(bins,)`` curve is the utterance's median
+    correction, for everything else (consonants and pauses).
     """
     amount = cfg.amount("effort")
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
     if voiced.sum() < 10 or amount == 0:
-        return np.zeros_like(a.sp)
+        return np.zeros_like(a.sp), np.zeros(a.sp.shape[1])
     coords = np.stack([_moving_average(c, 9) for c in effort_coordinates(a).T], axis=1)
     target = np.asarray(NEUTRAL_EFFORT)
-    corr = np.where(voiced[:, None], target - coords, target - np.median(coords[voiced], axis=0))
+    static = target - np.median(coords[voiced], axis=0)
+    corr = np.where(voiced[:, None], target - coords, static)
     corr = amount * np.stack([_moving_average(c, 9) for c in corr.T], axis=1)
     edges = np.asarray(EFFORT_EDGES_HZ)
     centers = np.log(np.sqrt(edges[:-1] * edges[1:]))
     curves = np.stack([np.interp(np.log(np.maximum(a.freqs, 1.0)), centers, b) for b in EFFORT_BASIS])
-    return corr @ curves
+    return corr @ curves, amount * static @ curves
+
+
+def equalize(wave: np.ndarray, gain_db: np.ndarray) -> np.ndarray:
+    """``wave`` through the zero-phase FIR whose gain at ``rfft`` bins of ``2 (len(gain_db) - 1)`` is ``gain_db``."""
+    if not np.any(gain_db):
+        return wave
+    n = 2 * (len(gain_db) - 1)
+    h = np.roll(np.fft.irfft(10 ** (gain_db / 20), n), n // 2) * np.hanning(n)
+    size = 1 << int(np.ceil(np.log2(len(wave) + n)))
+    y = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(h, size), size)
+    return y[n // 2: n // 2 + len(wave)]
 
 
 def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
@@ -358,15 +374,18 @@ class Neutralizer:
         cfg = self.config
         a = analyse(wave, sample_rate)
         loud = _loudness_gain_db(a, cfg)
-        sp = a.sp * 10 ** ((_effort_gain_db(a, cfg) + loud[:, None]) / 10)
+        effort, static = _effort_gain_db(a, cfg)
+        sp = a.sp * 10 ** ((effort + loud[:, None]) / 10)
         pos = read_positions(a, cfg)
         voice = synthesize(_resample_frames(pos, _neutral_pitch(a, cfg), sp, _neutral_aperiodicity(a, cfg), sample_rate))
-        # Consonants and pauses come from the input itself (level-matched): the vocoder's noise
-        # excitation is where nearly all of its loss of quality lies (DNSMOS, benchmarks/README.md).
+        # Consonants and pauses come from the input itself, retimed, level-matched and given the
+        # utterance's static effort correction: the vocoder's noise excitation is where nearly all
+        # of its loss of quality lies (DNSMOS OVRL of copy-synthesis 2.81, of this hybrid 3.01,
+        # clean 3.03 on 27 held-out clips).
         hop = round(sample_rate * FRAME_PERIOD_MS / 1000)
         frames = np.arange(len(loud), dtype=np.float64)
         gain = 10 ** (np.interp(pos, frames, loud) / 20)
-        copy = overlap_add_copy(wave.astype(np.float64), pos, hop, len(voice))
+        copy = overlap_add_copy(equalize(wave.astype(np.float64), static), pos, hop, len(voice))
         copy *= np.interp(np.arange(len(voice)) / hop, np.arange(len(pos)), gain)
         mask = voiced_mask(_resample_frames(pos, a.f0, a.sp, a.ap, sample_rate).f0, hop, len(voice),
                            round(sample_rate * CROSSFADE_S))
