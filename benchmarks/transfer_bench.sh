@@ -9,20 +9,19 @@ out=eval/results/bench
 mkdir -p "$out"
 
 # 1. Frontier on EmoDB 03+08: hiding per judge against DNSMOS, speaker similarity and WER across
-#    neutralizer strengths; strength_0.7 is the default mode's row.
-cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7 --out "$out/frontier" -q
+#    neutralizer strengths; strength_0.85 is the default mode's row, strength_1 every cue all the way.
+cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,0.85,1 --out "$out/frontier" -q
 
 # 2. The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
 #    EmoDB 03+08), and the subtle mode on EmoDB.
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
 cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
 
-# 3. Ablation on EmoDB (judges only; the listener's cost of each strength is in the frontier):
-#    each cue left out, the adversarial stage added on top, and every cue all the way (calm 1).
+# 3. Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
+#    frontier): each cue left out, and the adversarial stage added on top.
 for cue in pitch_range pitch_level loudness effort rate voice_quality; do
   cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
 done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
-cloak bench --mode neutral --corpus emodb --no-quality --strength 1 --out "$out/ablation/calm_1" -q
 
 cloak bench --table "$out"/frontier/strength_* "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"

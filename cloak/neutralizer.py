@@ -64,7 +64,7 @@ class NeutralizeConfig:
     ``voice_quality``: move the aperiodicity (breathy or pressed voice) of voiced speech toward neutral.
     """
 
-    strength: float = 0.7
+    strength: float = 0.85
     pitch_range: float = 1.0
     pitch_level: float = 1.0
     loudness: float = 1.0
