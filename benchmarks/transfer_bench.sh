@@ -2,7 +2,7 @@
 # The transfer bench behind the README's "hidden from whom" table, the ablation and the frontier.
 # Every judge is independent (never used to craft). Results land in eval/results/bench/.
 # Cloaked audio and per-clip scores are cached under $CLOAK_CACHE/bench, so a rerun is quick.
-#   bash benchmarks/transfer_bench.sh            # ~1 h on a quiet 2-core CPU the first time
+#   bash benchmarks/transfer_bench.sh            # ~1.5 h on a quiet 2-core CPU the first time
 set -euo pipefail
 export OMP_NUM_THREADS=1
 out=eval/results/bench
@@ -15,6 +15,7 @@ cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,0.85,1 --out "$ou
 # 2. The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
 #    EmoDB 03+08), and the subtle mode on EmoDB.
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
+cloak bench --mode neutral --corpus ravdess --no-quality --strength 1 --out "$out/neutral_ravdess_calm1" -q
 cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
 
 # 3. Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
@@ -24,4 +25,4 @@ for cue in pitch_range pitch_level loudness effort rate voice_quality; do
 done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
 
-cloak bench --table "$out"/frontier/strength_* "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/neutral_ravdess" "$out/neutral_ravdess_calm1" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
