@@ -12,6 +12,11 @@ mkdir -p "$out"
 #    neutralizer strengths; strength_0.85 is the default mode's row, strength_1 every cue all the way.
 cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,0.85,1 --out "$out/frontier" -q
 
+# 1b. `--gentle` (consonants and pauses never turned up) at calm 0.7 and 0.85, with the listener's figures.
+for s in 0.7 0.85; do
+  cloak bench --mode neutral --corpus emodb --strength "$s" --set consonant_boost=0 --out "$out/gentle/strength_$s" -q
+done
+
 # 2. The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
 #    EmoDB 03+08), and the subtle mode on EmoDB.
 cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
@@ -25,4 +30,4 @@ for cue in pitch_range pitch_level loudness effort rate voice_quality; do
 done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
 
-cloak bench --table "$out"/frontier/strength_* "$out/neutral_ravdess" "$out/neutral_ravdess_calm1" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out"/gentle/strength_* "$out/neutral_ravdess" "$out/neutral_ravdess_calm1" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"

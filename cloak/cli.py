@@ -88,6 +88,10 @@ def _mode(args: argparse.Namespace):
         mode = replace(mode, attack=_cloak_config(args))
     if args.calm is not None:
         mode = mode.with_strength(args.calm)
+    if args.gentle:
+        if mode.neutralize is None:
+            raise ValueError(f"--gentle needs a mode with a neutralizer, not {args.mode!r}")
+        mode = replace(mode, neutralize=replace(mode.neutralize, consonant_boost=0.0))
     return mode
 
 
@@ -252,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calm", type=float, metavar="X",
                    help=f"neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (every cue all the way; "
                         f"default {MODES['neutral'].neutralize.strength:g})")
+    s.add_argument("--gentle", action="store_true",
+                   help="neutral mode: never turn up quiet consonants and pauses (less breath and room noise, "
+                        "clearer words; hides less: see the README's frontier)")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

@@ -31,7 +31,7 @@ def _voiced_effort(wave):
     return float(np.median(effort_coordinates(a)[voiced, 0]))
 
 
-@pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"pitch_range": float("nan")}, {"max_stretch": 0.5}])
+@pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"consonant_boost": 2.0}, {"pitch_range": float("nan")}, {"max_stretch": 0.5}])
 def test_config_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
         NeutralizeConfig(**bad)
@@ -66,6 +66,18 @@ def test_consonants_and_pauses_come_from_the_input(held_out):
     unvoiced = voiced_mask(a.f0, 80, n, 160) < 1e-6
     assert 0.2 < unvoiced.mean() < 0.8
     assert np.corrcoef(zero[:n][unvoiced], wave[:n][unvoiced])[0, 1] > 0.999  # copied, not re-synthesized
+
+
+def test_gentle_keeps_quiet_consonants_quiet(held_out):
+    """consonant_boost=0: the loudness cue may no longer lift consonants and pauses toward the voice."""
+    wave = _read(held_out, "08a02Tb.wav")
+
+    def unvoiced_to_voiced(cfg):
+        out = Neutralizer(cfg)(wave, 16_000)
+        m = voiced_mask(analyse(out, 16_000).f0, 80, len(out), 160)
+        return float(np.mean(out[m < 0.01] ** 2) / np.mean(out[m > 0.99] ** 2))
+
+    assert unvoiced_to_voiced(NeutralizeConfig(consonant_boost=0.0)) < 0.6 * unvoiced_to_voiced(NeutralizeConfig())
 
 
 def test_slow_sad_speech_gets_faster_and_strength_zero_keeps_timing(held_out):
