@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -145,7 +146,7 @@ def process(chain: Chain, clips: Clips, progress: Progress | None = None, what: 
             out.append(np.load(path, allow_pickle=False))
         else:
             y, _ = chain.cloak(wave, 16_000)
-            tmp = path.with_suffix(".part.npy")
+            tmp = path.with_suffix(f".{os.getpid()}.part.npy")  # two bench runs may fill one cache at once
             np.save(tmp, y.astype(np.float32))
             tmp.replace(path)
             out.append(y.astype(np.float32))
