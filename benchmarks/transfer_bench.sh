@@ -14,7 +14,7 @@ cloak bench --mode neutral --corpus emodb --frontier 0,0.4,0.7,0.85,1 --out "$ou
 
 # 1b. `--gentle` (consonants and pauses never turned up) at calm 0.7 and 0.85, with the listener's figures.
 for s in 0.7 0.85; do
-  cloak bench --mode neutral --corpus emodb --strength "$s" --set consonant_boost=0 --out "$out/gentle/strength_$s" -q
+  cloak bench --mode neutral --corpus emodb --strength "$s" --set consonant_boost=0 --out "$out/gentle_$s" -q
 done
 
 # 2. The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
@@ -30,4 +30,4 @@ for cue in pitch_range pitch_level loudness effort rate voice_quality; do
 done
 cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
 
-cloak bench --table "$out"/frontier/strength_* "$out"/gentle/strength_* "$out/neutral_ravdess" "$out/neutral_ravdess_calm1" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out"/gentle_* "$out/neutral_ravdess" "$out/neutral_ravdess_calm1" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
