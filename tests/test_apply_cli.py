@@ -163,7 +163,7 @@ def test_killed_batch_resumes_to_a_complete_report(folder, tmp_path, cloak_cmd):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = [r["file"] for r in csv.DictReader(open(report)) if r["status"] == "done"]
-    assert 1 <= len(done_before) < 5
+    assert len(done_before) == 1  # killed within 10 ms of the first report; a 40-step file takes far longer
     assert subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
     rows = list(csv.DictReader(open(report)))
     assert sorted(r["file"] for r in rows) == sorted(str(j.src) for j in batch.plan([folder]))  # each once
