@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
-from cloak.neutralizer import EFFORT_EDGES_HZ, _band_matrix, active_frames, analyse, frame_level_db, syllable_rate
+from cloak.neutralizer import EFFORT_EDGES_HZ, band_matrix, active_frames, analyse, frame_level_db, syllable_rate
 
 
 def measure(path) -> tuple[float, float, np.ndarray]:
@@ -30,7 +30,7 @@ def measure(path) -> tuple[float, float, np.ndarray]:
     rate, _ = syllable_rate(a)
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
     lf = np.log(a.f0[a.f0 > 0])
-    db = 10 * np.log10(a.sp[voiced] + 1e-20) @ _band_matrix(a.freqs).T
+    db = 10 * np.log10(a.sp[voiced] + 1e-20) @ band_matrix(a.freqs).T
     shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
     return rate, float(np.exp(np.median(lf) - np.percentile(lf, 5))), shape
 

@@ -212,7 +212,7 @@ def _loudness_gain_db(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     return np.clip(cfg.amount("loudness") * (mean - smooth), -12.0, 12.0) * presence
 
 
-def _band_matrix(freqs: np.ndarray) -> np.ndarray:
+def band_matrix(freqs: np.ndarray) -> np.ndarray:
     """``(bands, bins)`` averaging weights of the envelope bins inside each effort band."""
     edges = np.asarray(EFFORT_EDGES_HZ)
     m = ((freqs[None, :] >= edges[:-1, None]) & (freqs[None, :] < edges[1:, None])).astype(np.float64)
@@ -222,7 +222,7 @@ def _band_matrix(freqs: np.ndarray) -> np.ndarray:
 def effort_coordinates(a: Analysis) -> np.ndarray:
     """``(frames, 2)`` coordinates of each frame's log envelope on :data:`EFFORT_BASIS`."""
     db = 10 * np.log10(a.sp + 1e-20)
-    return (db @ _band_matrix(a.freqs).T) @ np.asarray(EFFORT_BASIS).T
+    return (db @ band_matrix(a.freqs).T) @ np.asarray(EFFORT_BASIS).T
 
 
 def _effort_gain_db(a: Analysis, cfg: NeutralizeConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +383,8 @@ class Neutralizer:
         effort, static = _effort_gain_db(a, cfg)
         sp = a.sp * 10 ** ((effort + loud[:, None]) / 10)
         pos = read_positions(a, cfg)
-        voice = synthesize(_resample_frames(pos, _neutral_pitch(a, cfg), sp, _neutral_aperiodicity(a, cfg), sample_rate))
+        retimed = _resample_frames(pos, _neutral_pitch(a, cfg), sp, _neutral_aperiodicity(a, cfg), sample_rate)
+        voice = synthesize(retimed)
         # Consonants and pauses come from the input itself, retimed, level-matched and given the
         # utterance's static effort correction: the vocoder's noise excitation is where nearly all
         # of its loss of quality lies (DNSMOS OVRL of copy-synthesis 2.81, of this hybrid 3.01,
@@ -394,8 +395,8 @@ class Neutralizer:
         gain = 10 ** (np.where(lift > 0, cfg.consonant_boost * lift, lift) / 20)
         copy = overlap_add_copy(equalize(wave.astype(np.float64), static), pos, hop, len(voice))
         copy *= np.interp(np.arange(len(voice)) / hop, np.arange(len(pos)), gain)
-        mask = voiced_mask(_resample_frames(pos, a.f0, a.sp, a.ap, sample_rate).f0, hop, len(voice),
-                           round(sample_rate * CROSSFADE_S))
+        # The new pitch keeps the input's voicing, so the retimed F0 marks where the vocoder speaks.
+        mask = voiced_mask(retimed.f0, hop, len(voice), round(sample_rate * CROSSFADE_S))
         out = (mask * voice + (1 - mask) * copy).astype(np.float32)
         return normalize_level(out) if cfg.strength > 0 else _match_level(out, wave)
 
