@@ -55,6 +55,12 @@ class Mode:
             raise ValueError(f"mode {self.name!r} has no neutralizer to set a strength for")
         return replace(self, neutralize=replace(self.neutralize, strength=strength))
 
+    def gentle(self) -> Mode:
+        """This mode with quiet consonants and pauses never turned up (``consonant_boost=0``)."""
+        if self.neutralize is None:
+            raise ValueError(f"gentle needs a mode with a neutralizer, not {self.name!r}")
+        return replace(self, neutralize=replace(self.neutralize, consonant_boost=0.0))
+
 
 MODES: dict[str, Mode] = {
     "subtle": Mode("subtle", "imperceptible noise; fools models like cloak's own surrogate, not other families",

@@ -91,7 +91,7 @@ def _mode(args: argparse.Namespace):
     if args.gentle:
         if mode.neutralize is None:
             raise ValueError(f"--gentle needs a mode with a neutralizer, not {args.mode!r}")
-        mode = replace(mode, neutralize=replace(mode.neutralize, consonant_boost=0.0))
+        mode = mode.gentle()
     return mode
 
 

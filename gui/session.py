@@ -63,17 +63,20 @@ def make_config(strength: str, *, steps: int | None = None, epsilon: float | Non
     return replace(STRENGTHS[strength], **changes)
 
 
-def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | None = None) -> Mode:
-    """Mode ``name`` with the neutralizer's ``calm`` (0..1) or the subtle attack's settings.
+def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | None = None,
+              gentle: bool = False) -> Mode:
+    """Mode ``name`` with the neutralizer's ``calm`` (0..1) and ``gentle`` switch, or the subtle attack's settings.
 
-    ``calm`` applies to modes with a neutralizer, ``attack`` to modes with an attack stage;
-    ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
+    ``calm`` and ``gentle`` apply to modes with a neutralizer, ``attack`` to modes with an attack
+    stage; ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
     """
     if name not in MODES:
         raise ValueError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}")
     mode = MODES[name]
     if calm is not None and mode.neutralize is not None:
         mode = mode.with_strength(calm)
+    if gentle and mode.neutralize is not None:
+        mode = mode.gentle()
     if attack is not None and mode.attack is not None:
         mode = replace(mode, attack=attack)
     return mode

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
     QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 from torch import nn
@@ -152,6 +152,10 @@ class MainWindow(QMainWindow):
         row.addWidget(self.calm_slider, 1)
         row.addWidget(self.calm_value)
         lay.addLayout(row)
+        self.gentle_check = QCheckBox("Gentle: keep quiet consonants and pauses quiet")
+        self.gentle_check.setToolTip("Breath and room noise are not turned up: clearer words and a better score "
+                                     "with listeners, but the emotion is hidden less (README: the frontier)")
+        lay.addWidget(self.gentle_check)
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         left.addWidget(box)
 
@@ -275,7 +279,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(self.busy)
         mode = MODES[self.mode_combo.currentData()]
         self.mode_combo.setEnabled(not self.busy)
-        for w in (self.calm_label, self.calm_slider, self.calm_value):
+        for w in (self.calm_label, self.calm_slider, self.calm_value, self.gentle_check):
             w.setEnabled(not self.busy and mode.neutralize is not None)
         self.strength_box.setEnabled(not self.busy and mode.attack is not None)
         self.play_original_button.setEnabled(self.source is not None and not recording)
@@ -444,13 +448,16 @@ class MainWindow(QMainWindow):
         """The settings as a :class:`~cloak.chain.Mode` (``ValueError`` for bad values)."""
         name = self.mode_combo.currentData()
         attack = self.config() if MODES[name].attack is not None else None
-        return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack)
+        return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack,
+                                 gentle=self.gentle_check.isChecked())
 
-    def set_mode(self, name: str, calm: float | None = None) -> None:
-        """Choose a mode and, for a neutralizing one, how calm (0..1) the delivery becomes."""
+    def set_mode(self, name: str, calm: float | None = None, gentle: bool | None = None) -> None:
+        """Choose a mode and, for a neutralizing one, how calm (0..1) and whether gentle the delivery becomes."""
         self.mode_combo.setCurrentIndex(list(MODES).index(name))
         if calm is not None:
             self.calm_slider.setValue(round(100 * calm))
+        if gentle is not None:
+            self.gentle_check.setChecked(gentle)
 
     def _preset_changed(self) -> None:
         cfg = STRENGTHS[self.strength_combo.currentData()]
