@@ -124,7 +124,8 @@ def mode_key(mode: Mode) -> str:
     import cloak.neutralizer
 
     h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
-    for m in (cloak.chain, cloak.cloaker, cloak.neutralizer):
+    modules = (cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
+    for m in modules:
         h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
 
