@@ -15,12 +15,19 @@ import soundfile as sf
 from cloak.emodb import find_emodb, load_emodb, split
 
 
+def require_corpus(root: Path | None, name: str) -> Path:
+    """``root``, or a skip naming how to provide the corpus; under CI (``$CI`` set) a missing corpus fails."""
+    if root is None:
+        why = f"{name} not found: set $CLOAK_{name.upper()} or place it under ../shared/data/{name.lower()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI provides ../shared: a missing corpus there is a broken checkout, not a skip)")
+        pytest.skip(why)
+    return root
+
+
 @pytest.fixture(scope="session")
 def emodb_root():
-    root = find_emodb()
-    if root is None:
-        pytest.skip("EmoDB not found: set $CLOAK_EMODB or place it at ../shared/data/emodb")
-    return root
+    return require_corpus(find_emodb(), "EmoDB")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from cloak.eval.judges import REGISTRY, Judge, JudgeError, available_judges, che
 from cloak.emodb import find_emodb
 from cloak.eval.judges.data import RAVDESS_EMOTIONS, corpus_clips, find_ravdess, read_wave
 from cloak.eval.judges.store import cached_features, load_npz, save_npz
+from conftest import require_corpus
 
 N_CLIPS = {"emodb": 20, "ravdess": 40}  # of 107 and 240 held-out clips
 
@@ -20,8 +21,7 @@ def held_out_set():
     """Per corpus: ``N_CLIPS`` held-out clips spread over the sorted list (all held-out speakers and emotions)."""
     sets = {}
     for corpus in ("emodb", "ravdess"):
-        if (find_emodb() if corpus == "emodb" else find_ravdess()) is None:
-            pytest.skip(f"{corpus} not found (set $CLOAK_{corpus.upper()} or place it under ../shared/data)")
+        require_corpus(find_emodb() if corpus == "emodb" else find_ravdess(), "EmoDB" if corpus == "emodb" else "RAVDESS")
         held = corpus_clips(corpus)[1]  # any other error is a failure, not a skip
         pick = [held[i] for i in np.linspace(0, len(held) - 1, N_CLIPS[corpus]).round().astype(int)]
         sets[corpus] = ([read_wave(c.path) for c in pick], np.array([c.label for c in pick]))
