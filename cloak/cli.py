@@ -89,9 +89,10 @@ def _mode(args: argparse.Namespace):
     if args.calm is not None:
         mode = mode.with_strength(args.calm)
     if args.gentle:
-        if mode.neutralize is None:
-            raise ValueError(f"--gentle needs a mode with a neutralizer, not {args.mode!r}")
-        mode = mode.gentle()
+        try:
+            mode = mode.gentle()
+        except ValueError as e:
+            raise ValueError(f"--gentle: {e}") from None
     return mode
 
 

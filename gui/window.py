@@ -451,13 +451,11 @@ class MainWindow(QMainWindow):
         return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack,
                                  gentle=self.gentle_check.isChecked())
 
-    def set_mode(self, name: str, calm: float | None = None, gentle: bool | None = None) -> None:
-        """Choose a mode and, for a neutralizing one, how calm (0..1) and whether gentle the delivery becomes."""
+    def set_mode(self, name: str, calm: float | None = None) -> None:
+        """Choose a mode and, for a neutralizing one, how calm (0..1) the delivery becomes."""
         self.mode_combo.setCurrentIndex(list(MODES).index(name))
         if calm is not None:
             self.calm_slider.setValue(round(100 * calm))
-        if gentle is not None:
-            self.gentle_check.setChecked(gentle)
 
     def _preset_changed(self) -> None:
         cfg = STRENGTHS[self.strength_combo.currentData()]
