@@ -16,20 +16,20 @@ frontier() {
 }
 
 the_rest() {
-  # `--gentle` (consonants and pauses never turned up) at the default, with the listener's figures.
-  cloak bench --mode neutral --corpus emodb --set consonant_boost=0 --out "$out/gentle" -q
+  # `--flatten-loudness` (the loudness cue on) at the default, with the listener's figures.
+  cloak bench --mode neutral --corpus emodb --set loudness=1 --out "$out/flatten_loudness" -q
   # The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
   # EmoDB 03+08), and the subtle mode on EmoDB.
   cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
   cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
   # Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
-  # frontier): each cue left out, the adversarial stage added on top, and the fast corrections of
-  # the earlier build (effort per 45 ms, loudness per 105 ms) with the listener's figures.
-  for cue in pitch_range pitch_level loudness effort rate voice_quality; do
+  # frontier): each cue left out, the adversarial stage added on top, and the previous build
+  # (loudness on, effort corrected per 45 ms, loudness per 105 ms) with the listener's figures.
+  for cue in pitch_range pitch_level effort rate voice_quality; do
     cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
   done
   cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
-  cloak bench --mode neutral --corpus emodb --set effort_window_s=0.045 --set loudness_window_s=0.105 \
+  cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
     --out "$out/ablation/fast_corrections" -q
 }
 
@@ -37,4 +37,4 @@ frontier & a=$!
 the_rest & b=$!
 wait "$a"
 wait "$b"
-cloak bench --table "$out"/frontier/strength_* "$out/gentle" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"

@@ -5,8 +5,8 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
 - ``subtle``: the adversarial attack alone (imperceptible noise at ~35 dB SNR). It fools the
   surrogate and models like it; recognizers of other families read the emotion as well as
   through plain noise.
-- ``neutral`` (default): the neutralizer moves pitch, loudness, vocal effort and speaking rate
-  toward a calm delivery, which every family of recognizer reads; the voice sounds calmer.
+- ``neutral`` (default): the neutralizer moves pitch, vocal effort, voice quality and speaking rate
+  (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer reads; the voice sounds calmer.
 
 The neutralizer re-synthesizes the voice (WORLD) at the file's rate up to :data:`MAX_WORK_RATE`,
 in segments cut at pauses so memory stays bounded; the attack stage, when present, works at
@@ -55,17 +55,17 @@ class Mode:
             raise ValueError(f"mode {self.name!r} has no neutralizer to set a strength for")
         return replace(self, neutralize=replace(self.neutralize, strength=strength))
 
-    def gentle(self) -> Mode:
-        """This mode with quiet consonants and pauses never turned up (``consonant_boost=0``)."""
+    def flatten_loudness(self) -> Mode:
+        """This mode with the loudness cue on: loudness dynamics flattened as far as the strength says."""
         if self.neutralize is None:
-            raise ValueError(f"gentle needs a mode with a neutralizer, not {self.name!r}")
-        return replace(self, neutralize=replace(self.neutralize, consonant_boost=0.0))
+            raise ValueError(f"flattening loudness needs a mode with a neutralizer, not {self.name!r}")
+        return replace(self, neutralize=replace(self.neutralize, loudness=1.0))
 
 
 MODES: dict[str, Mode] = {
     "subtle": Mode("subtle", "imperceptible noise; fools models like cloak's own surrogate, not other families",
                    attack=STRENGTHS["medium"]),
-    "neutral": Mode("neutral", "calmer pitch, loudness, effort and pace; hides the emotion from other recognizers too",
+    "neutral": Mode("neutral", "calmer pitch, effort and pace; hides the emotion from other recognizers too",
                     neutralize=NeutralizeConfig()),
 }
 DEFAULT_MODE = "neutral"

@@ -88,11 +88,11 @@ def _mode(args: argparse.Namespace):
         mode = replace(mode, attack=_cloak_config(args))
     if args.calm is not None:
         mode = mode.with_strength(args.calm)
-    if args.gentle:
+    if args.flatten_loudness:
         try:
-            mode = mode.gentle()
+            mode = mode.flatten_loudness()
         except ValueError as e:
-            raise ValueError(f"--gentle: {e}") from None
+            raise ValueError(f"--flatten-loudness: {e}") from None
     return mode
 
 
@@ -257,9 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calm", type=float, metavar="X",
                    help=f"neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (every cue all the way; "
                         f"default {MODES['neutral'].neutralize.strength:g})")
-    s.add_argument("--gentle", action="store_true",
-                   help="neutral mode: never turn up quiet consonants and pauses (less breath and room noise, "
-                        "clearer words; hides less: see the README's frontier)")
+    s.add_argument("--flatten-loudness", action="store_true",
+                   help="neutral mode: also flatten loudness dynamics (hides more from some recognizers, "
+                        "costs clarity: more word errors, a less similar voice; see the README's ablation)")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

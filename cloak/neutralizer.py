@@ -54,11 +54,13 @@ class NeutralizeConfig:
     """How far to move each cue toward neutral (0 = keep, 1 = all the way), all scaled by ``strength``.
 
     ``strength`` is the user's "calm" setting: 0 is the vocoder alone, 1 (the default) moves every
-    cue all the way to the neutral reference; the README's frontier shows what each point costs.
+    cue that is on all the way to the neutral reference; the README's frontier shows what each point costs.
 
     ``pitch_range``: shrink the F0 excursions around the utterance's level.
     ``pitch_level``: move the F0 level toward where a neutral voice sits above its floor.
     ``loudness``: flatten frame-level loudness dynamics (the output level is always normalized).
+    Off by default: at calm 1 it hid more only from the Whisper probe (0.68 against 0.51) and cost
+    WER +0.027, speaker similarity 0.02 and DNSMOS 0.07 (README: the ablation); ``--flatten-loudness``.
     ``effort``: move the envelope's balance of low against high frequencies (vocal effort) toward neutral.
     ``rate``: time-stretch the phonation toward a neutral syllable rate; long pauses are shortened.
     ``voice_quality``: move the aperiodicity (breathy or pressed voice) of voiced speech toward neutral.
@@ -74,7 +76,7 @@ class NeutralizeConfig:
     strength: float = 1.0
     pitch_range: float = 1.0
     pitch_level: float = 1.0
-    loudness: float = 1.0
+    loudness: float = 0.0
     effort: float = 1.0
     rate: float = 1.0
     voice_quality: float = 1.0

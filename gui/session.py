@@ -64,10 +64,10 @@ def make_config(strength: str, *, steps: int | None = None, epsilon: float | Non
 
 
 def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | None = None,
-              gentle: bool = False) -> Mode:
-    """Mode ``name`` with the neutralizer's ``calm`` (0..1) and ``gentle`` switch, or the subtle attack's settings.
+              flatten_loudness: bool = False) -> Mode:
+    """Mode ``name`` with the neutralizer's ``calm`` (0..1) and loudness switch, or the subtle attack's settings.
 
-    ``calm`` and ``gentle`` apply to modes with a neutralizer, ``attack`` to modes with an attack
+    ``calm`` and ``flatten_loudness`` apply to modes with a neutralizer, ``attack`` to modes with an attack
     stage; ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
     """
     if name not in MODES:
@@ -75,8 +75,8 @@ def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | Non
     mode = MODES[name]
     if calm is not None and mode.neutralize is not None:
         mode = mode.with_strength(calm)
-    if gentle and mode.neutralize is not None:
-        mode = mode.gentle()
+    if flatten_loudness and mode.neutralize is not None:
+        mode = mode.flatten_loudness()
     if attack is not None and mode.attack is not None:
         mode = replace(mode, attack=attack)
     return mode

@@ -152,10 +152,10 @@ class MainWindow(QMainWindow):
         row.addWidget(self.calm_slider, 1)
         row.addWidget(self.calm_value)
         lay.addLayout(row)
-        self.gentle_check = QCheckBox("Gentle: keep quiet consonants and pauses quiet")
-        self.gentle_check.setToolTip("Breath and room noise are not turned up: clearer words and a better score "
-                                     "with listeners, but the emotion is hidden less (README: the frontier)")
-        lay.addWidget(self.gentle_check)
+        self.loudness_check = QCheckBox("Flatten loudness too")
+        self.loudness_check.setToolTip("Even out loud and soft stretches as well: hides the emotion from more "
+                                       "recognizers, but words come through less clearly (README: the ablation)")
+        lay.addWidget(self.loudness_check)
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         left.addWidget(box)
 
@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(self.busy)
         mode = MODES[self.mode_combo.currentData()]
         self.mode_combo.setEnabled(not self.busy)
-        for w in (self.calm_label, self.calm_slider, self.calm_value, self.gentle_check):
+        for w in (self.calm_label, self.calm_slider, self.calm_value, self.loudness_check):
             w.setEnabled(not self.busy and mode.neutralize is not None)
         self.strength_box.setEnabled(not self.busy and mode.attack is not None)
         self.play_original_button.setEnabled(self.source is not None and not recording)
@@ -449,7 +449,7 @@ class MainWindow(QMainWindow):
         name = self.mode_combo.currentData()
         attack = self.config() if MODES[name].attack is not None else None
         return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack,
-                                 gentle=self.gentle_check.isChecked())
+                                 flatten_loudness=self.loudness_check.isChecked())
 
     def set_mode(self, name: str, calm: float | None = None) -> None:
         """Choose a mode and, for a neutralizing one, how calm (0..1) the delivery becomes."""

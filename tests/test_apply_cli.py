@@ -191,9 +191,9 @@ def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
     assert row["emotion_after"] != "sadness" and float(row["snr_db"]) > 34
 
 
-def test_gentle_needs_the_neutral_mode(folder, tmp_path, capsys):
+def test_flatten_loudness_needs_the_neutral_mode(folder, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["apply", str(folder), "-o", str(out), "--mode", "subtle", "--gentle", "-q"]) == 2
+    assert main(["apply", str(folder), "-o", str(out), "--mode", "subtle", "--flatten-loudness", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--gentle" in err[0] and "subtle" in err[0]
+    assert len(err) == 1 and "--flatten-loudness" in err[0] and "subtle" in err[0]
     assert not out.exists() or not any(out.rglob("*.wav"))

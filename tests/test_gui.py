@@ -22,7 +22,7 @@ import soundfile as sf
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from cloak.audio import AudioError, AudioInfo, to_model_rate  # noqa: E402
@@ -174,9 +174,9 @@ def test_make_mode_sets_calm_or_attack_and_rejects_bad_values():
     assert session.make_mode("neutral", calm=0.4, attack=STRENGTHS["high"]).attack is None  # no attack stage
     assert session.make_mode("subtle", attack=STRENGTHS["high"]).attack == STRENGTHS["high"]
     assert session.make_mode("subtle", calm=0.4) == MODES["subtle"]  # nothing to calm
-    assert session.make_mode("neutral", gentle=True).neutralize.consonant_boost == 0.0
-    assert session.make_mode("neutral").neutralize.consonant_boost == 1.0
-    assert session.make_mode("subtle", gentle=True) == MODES["subtle"]  # nothing to be gentle with
+    assert session.make_mode("neutral", flatten_loudness=True).neutralize.loudness == 1.0
+    assert session.make_mode("neutral").neutralize.loudness == 0.0
+    assert session.make_mode("subtle", flatten_loudness=True) == MODES["subtle"]  # nothing to flatten
     with pytest.raises(ValueError, match="unknown mode"):
         session.make_mode("loud")
     with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
@@ -268,14 +268,14 @@ def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     assert MODES["subtle"].summary[1:] in w.mode_help.text()
     assert w.mode().attack == STRENGTHS[w.strength_combo.currentData()] and w.mode().neutralize is None
 
-    assert not w.gentle_check.isEnabled()
+    assert not w.loudness_check.isEnabled()
 
     w.set_mode("neutral", calm=0.35)
     assert w.calm_slider.isEnabled() and not w.strength_box.isEnabled() and w.calm_value.text() == "35 %"
     assert w.mode() == MODES["neutral"].with_strength(0.35)
-    assert w.gentle_check.isEnabled() and not w.gentle_check.isChecked()
-    qtbot.mouseClick(w.gentle_check, Qt.LeftButton)
-    assert w.mode().neutralize.consonant_boost == 0.0 and w.mode() == MODES["neutral"].with_strength(0.35).gentle()
+    assert w.loudness_check.isEnabled() and not w.loudness_check.isChecked()
+    qtbot.mouseClick(w.loudness_check, Qt.LeftButton, pos=QPoint(8, w.loudness_check.height() // 2))  # on the box
+    assert w.mode().neutralize.loudness == 1.0 and w.mode() == MODES["neutral"].with_strength(0.35).flatten_loudness()
 
 
 def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):

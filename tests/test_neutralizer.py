@@ -86,7 +86,21 @@ def test_consonants_and_pauses_come_from_the_input(held_out):
     assert np.corrcoef(zero[:n][unvoiced], wave[:n][unvoiced])[0, 1] > 0.999  # copied, not re-synthesized
 
 
-def test_gentle_keeps_quiet_consonants_quiet(held_out):
+def test_flattened_loudness_evens_out_the_phrase(held_out):
+    """The loudness cue (off by default) narrows the spread of the slowly smoothed level of speech."""
+    wave = _read(held_out, "03a05Wa.wav")  # anger: loud and soft stretches
+
+    def spread(out):
+        a = analyse(out, 16_000)
+        level = frame_level_db(a)
+        smooth = np.convolve(level, np.ones(60) / 60, mode="same")
+        return float(np.std(smooth[active_frames(level)]))
+
+    off, on = spread(Neutralizer()(wave, 16_000)), spread(Neutralizer(NeutralizeConfig(loudness=1.0))(wave, 16_000))
+    assert on < 0.8 * off
+
+
+def test_no_consonant_boost_keeps_quiet_consonants_quiet(held_out):
     """consonant_boost=0: the loudness cue may no longer lift consonants and pauses toward the voice."""
     wave = _read(held_out, "08a02Tb.wav")
 
@@ -96,7 +110,8 @@ def test_gentle_keeps_quiet_consonants_quiet(held_out):
         return float(np.mean(out[m < 0.01] ** 2) / np.mean(out[m > 0.99] ** 2))
 
     # measured 0.24 against 0.34: the slow loudness correction lifts less than a fast one did
-    assert unvoiced_to_voiced(NeutralizeConfig(consonant_boost=0.0)) < 0.8 * unvoiced_to_voiced(NeutralizeConfig())
+    boosted, kept = NeutralizeConfig(loudness=1.0), NeutralizeConfig(loudness=1.0, consonant_boost=0.0)
+    assert unvoiced_to_voiced(kept) < 0.8 * unvoiced_to_voiced(boosted)
 
 
 def test_slow_sad_speech_gets_faster_and_strength_zero_keeps_timing(held_out):
