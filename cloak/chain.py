@@ -6,7 +6,8 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
   surrogate and models like it; recognizers of other families read the emotion as well as
   through plain noise.
 - ``neutral`` (default): the neutralizer moves pitch, vocal effort, voice quality and speaking rate
-  (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer reads; the voice sounds calmer.
+  (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer
+  reads; the voice sounds calmer.
 
 The neutralizer re-synthesizes the voice (WORLD) at the file's rate up to :data:`MAX_WORK_RATE`,
 in segments cut at pauses so memory stays bounded; the attack stage, when present, works at

@@ -69,8 +69,8 @@ class NeutralizeConfig:
     syllable's stress alone: against 45 ms and 105 ms, WER +0.03 instead of +0.06 and DNSMOS
     OVRL -0.2 instead of -0.44 at calm 0.85, for less hiding from gru-mel (README: the ablation).
     ``consonant_boost``: how much of the loudness cue's *lift* the copied consonants and pauses
-    get (0 = never turned up: less breath and room noise, a better score with listeners, and
-    less hidden, see the README's frontier); they are always turned down where speech is.
+    get when that cue is on (0 = never turned up: less breath and room noise); they are always
+    turned down where speech is.
     """
 
     strength: float = 1.0

@@ -20,8 +20,8 @@ N_CLIPS = {"emodb": 20, "ravdess": 40}  # of 107 and 240 held-out clips
 def held_out_set():
     """Per corpus: ``N_CLIPS`` held-out clips spread over the sorted list (all held-out speakers and emotions)."""
     sets = {}
-    for corpus in ("emodb", "ravdess"):
-        require_corpus(find_emodb() if corpus == "emodb" else find_ravdess(), "EmoDB" if corpus == "emodb" else "RAVDESS")
+    for corpus, name, find in (("emodb", "EmoDB", find_emodb), ("ravdess", "RAVDESS", find_ravdess)):
+        require_corpus(find(), name)
         held = corpus_clips(corpus)[1]  # any other error is a failure, not a skip
         pick = [held[i] for i in np.linspace(0, len(held) - 1, N_CLIPS[corpus]).round().astype(int)]
         sets[corpus] = ([read_wave(c.path) for c in pick], np.array([c.label for c in pick]))
