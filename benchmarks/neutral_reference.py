@@ -1,9 +1,10 @@
 """Measure the neutralizer's reference values on the EmoDB *training* speakers.
 
 Prints, per emotion, the means of: syllable nuclei per second of phonation, median voiced F0
-over its 5th percentile, and the two effort coordinates; then the effort basis itself. The
-neutral row and the basis are the constants in ``cloak/neutralizer.py``. Speakers 03 and 08 are
-never read.
+over its 5th percentile, and the two effort coordinates; then the effort basis itself, and how
+far the training speakers' own neutral voices lie apart (``SPEAKER_SD``: the neutralizer's
+tolerance is in these units). The neutral row, the basis and the spreads are the constants in
+``cloak/neutralizer.py``. Speakers 03 and 08 are never read.
 
 The effort basis: each clip's voiced frames give a mean log envelope in 24 log-spaced bands
 (80 Hz - 7.8 kHz), with the frame's mean level removed; subtracting the same speaker's mean
@@ -20,11 +21,13 @@ import numpy as np
 import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
-from cloak.neutralizer import EFFORT_EDGES_HZ, band_matrix, active_frames, analyse, frame_level_db, syllable_rate
+from cloak.neutralizer import (AP_BANDS_HZ, EFFORT_EDGES_HZ, active_frames, analyse, band_matrix, effort_coordinates,
+                               frame_level_db, syllable_rate)
 
 
-def measure(path) -> tuple[float, float, np.ndarray]:
-    """(syllable rate, F0 over its floor, mean voiced band shape in dB) of one clip."""
+def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(syllable rate, F0 over its floor, mean voiced band shape in dB, the cues as the neutralizer
+    reads them: log F0 over floor, log rate, median effort coordinates, median aperiodicity per band) of one clip."""
     wave, sr = sf.read(str(path), dtype="float32")
     a = analyse(wave, sr)
     rate, _ = syllable_rate(a)
@@ -32,7 +35,18 @@ def measure(path) -> tuple[float, float, np.ndarray]:
     lf = np.log(a.f0[a.f0 > 0])
     db = 10 * np.log10(a.sp[voiced] + 1e-20) @ band_matrix(a.freqs).T
     shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
-    return rate, float(np.exp(np.median(lf) - np.percentile(lf, 5))), shape
+    over_floor = float(np.median(lf) - np.percentile(lf, 5))
+    ap_db = 10 * np.log10(np.maximum(a.ap[voiced], 1e-12))
+    ap = [np.median(ap_db[:, (a.freqs >= lo) & (a.freqs < hi)]) for lo, hi in AP_BANDS_HZ]
+    cues = np.array([over_floor, np.log(max(rate, 1e-3)), *np.median(effort_coordinates(a)[voiced], axis=0), *ap])
+    return rate, float(np.exp(over_floor)), shape, cues
+
+
+def speaker_sd(speakers: np.ndarray, cues: np.ndarray) -> dict[str, object]:
+    """SD across speakers of each speaker's mean neutral cue (the spread of neutral voices)."""
+    sd = np.std([cues[speakers == s].mean(axis=0) for s in np.unique(speakers)], axis=0)
+    r = [round(float(v), 3 if i < 2 else 2) for i, v in enumerate(sd)]
+    return {"pitch_level": r[0], "rate": r[1], "effort": tuple(r[2:4]), "voice_quality": tuple(r[4:])}
 
 
 def effort_basis(speakers: np.ndarray, emotions: np.ndarray, shapes: np.ndarray) -> np.ndarray:
@@ -54,7 +68,7 @@ def main() -> int:
         print("EmoDB not found: set $CLOAK_EMODB or place it at ../shared/data/emodb", file=sys.stderr)
         return 2
     train, _ = split(load_emodb(root))
-    rates, floors, shapes = zip(*(measure(u.path) for u in train))
+    rates, floors, shapes, cues = zip(*(measure(u.path) for u in train))
     speakers = np.array([u.speaker for u in train])
     emotions = np.array([u.emotion for u in train])
     shapes = np.stack(shapes)
@@ -68,6 +82,8 @@ def main() -> int:
     print(f"\nEFFORT_EDGES_HZ: geomspace({EFFORT_EDGES_HZ[0]:g}, {EFFORT_EDGES_HZ[-1]:g}, {len(EFFORT_EDGES_HZ)})")
     print("EFFORT_BASIS =", tuple(tuple(round(float(v), 3) for v in b) for b in basis))
     print("NEUTRAL_EFFORT =", tuple(round(float(v), 2) for v in coords[emotions == "neutral"].mean(axis=0)))
+    neutral = emotions == "neutral"
+    print("SPEAKER_SD =", speaker_sd(speakers[neutral], np.stack(cues)[neutral]))
     return 0
 
 

@@ -29,6 +29,8 @@ the_rest() {
     cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
   done
   cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
+  # No tolerance: every cue moved all the way to the neutral reference (the previous default).
+  cloak bench --mode neutral --corpus emodb --set tolerance=0 --out "$out/ablation/without_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
     --out "$out/ablation/fast_corrections" -q
 }

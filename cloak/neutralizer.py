@@ -10,7 +10,8 @@ kept, so words and the speaker's timbre survive.
 
 Reference values are the means of the EmoDB *training* speakers' neutral clips (speakers 03 and
 08 never seen): see ``benchmarks/neutral_reference.py``. ``strength`` 0 is the vocoder alone
-(a control); 1 moves every cue all the way.
+(a control); 1 moves every cue all the way, except the part of each cue that lies within the
+spread of neutral speakers (``tolerance``): that is the speaker's own voice, not the emotion.
 """
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ EFFORT_BASIS = (
      -0.183, -0.12, -0.07, 0.03, 0.101, 0.123, 0.134, 0.188, 0.249, 0.3, 0.235, 0.266),
 )
 NEUTRAL_EFFORT = (-70.61, -35.12)
+# How much neutral speech differs between speakers (SD of the training speakers' mean neutral
+# values): log F0 over floor, log syllable rate, the effort coordinates and AP_BANDS_HZ medians (dB).
+SPEAKER_SD = {"pitch_level": 0.061, "rate": 0.050, "effort": (7.24, 5.27), "voice_quality": (0.19, 0.49, 1.0, 0.25)}
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class NeutralizeConfig:
     follow the voice. Slower corrections move the phrase and leave each vowel's colour and each
     syllable's stress alone: against 45 ms and 105 ms, WER +0.03 instead of +0.06 and DNSMOS
     OVRL -0.2 instead of -0.44 at calm 0.85, for less hiding from gru-mel (README: the ablation).
+    ``tolerance``: how far (in :data:`SPEAKER_SD`, the spread of the training speakers' own neutral
+    voices) the pitch level, rate, effort and voice quality of a clip may sit from the neutral
+    reference before they are moved; only the part beyond it is corrected. A calm voice keeps its
+    own timbre and pitch, and an emotional one is moved to the edge of neutral speech (README: the ablation).
     ``consonant_boost``: how much of the loudness cue's *lift* the copied consonants and pauses
     get when that cue is on (0 = never turned up: less breath and room noise); they are always
     turned down where speech is.
@@ -81,6 +89,7 @@ class NeutralizeConfig:
     rate: float = 1.0
     voice_quality: float = 1.0
     max_stretch: float = 1.35
+    tolerance: float = 0.5
     consonant_boost: float = 1.0
     effort_window_s: float = 0.25
     loudness_window_s: float = 0.3
@@ -95,12 +104,20 @@ class NeutralizeConfig:
         for name in ("effort_window_s", "loudness_window_s"):
             if not 0.0 < getattr(self, name) <= 2.0:
                 raise ValueError(f"{name} must be in (0, 2] seconds, got {getattr(self, name)}")
+        if not 0.0 <= self.tolerance <= 3.0:
+            raise ValueError(f"tolerance must be in [0, 3] speaker SDs, got {self.tolerance}")
         if not 1.0 <= self.max_stretch <= 2.0:
             raise ValueError(f"max_stretch must be in [1, 2], got {self.max_stretch}")
 
     def amount(self, cue: str) -> float:
         """The fraction of the way to neutral for ``cue`` after scaling by ``strength``."""
         return self.strength * getattr(self, cue)
+
+    def toward(self, cue: str, gap):
+        """The correction for a ``gap`` (target - current) in ``cue``: the part beyond ``tolerance``
+        speaker SDs, scaled by :meth:`amount`. Voices within the spread of neutral speakers keep their own."""
+        width = self.tolerance * np.asarray(SPEAKER_SD[cue])
+        return self.amount(cue) * np.sign(gap) * np.maximum(np.abs(gap) - width, 0.0)
 
 
 @dataclass(frozen=True)
@@ -202,7 +219,7 @@ def _neutral_pitch(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     lf = np.log(f0[voiced])
     level = float(np.median(lf))
     target = float(np.percentile(lf, 5)) + math.log(NEUTRAL_F0_OVER_FLOOR)
-    new_level = level + cfg.amount("pitch_level") * (target - level)
+    new_level = level + float(cfg.toward("pitch_level", target - level))
     keep = 1.0 - cfg.amount("pitch_range")
     # Shrink the intonation (the contour smoothed over 65 ms within each voiced run) around the
     # level and keep the micro-prosody on top of it: a contour without its jitter sounds buzzy
@@ -252,15 +269,15 @@ def _effort_gain_db(a: Analysis, cfg: NeutralizeConfig) -> tuple[np.ndarray, np.
     if voiced.sum() < 10 or amount == 0:
         return np.zeros_like(a.sp), np.zeros(a.sp.shape[1])
     coords = np.stack([_moving_average(c, 9) for c in effort_coordinates(a).T], axis=1)
-    target = np.asarray(NEUTRAL_EFFORT)
-    static = target - np.median(coords[voiced], axis=0)
-    corr = np.where(voiced[:, None], target - coords, static)
+    median = np.median(coords[voiced], axis=0)
+    static = cfg.toward("effort", np.asarray(NEUTRAL_EFFORT) - median)
+    corr = np.where(voiced[:, None], static + amount * (median - coords), static)
     k = _frames(cfg.effort_window_s)
-    corr = amount * np.stack([_moving_average(c, k) for c in corr.T], axis=1)
+    corr = np.stack([_moving_average(c, k) for c in corr.T], axis=1)
     edges = np.asarray(EFFORT_EDGES_HZ)
     centers = np.log(np.sqrt(edges[:-1] * edges[1:]))
     curves = np.stack([np.interp(np.log(np.maximum(a.freqs, 1.0)), centers, b) for b in EFFORT_BASIS])
-    return corr @ curves, amount * static @ curves
+    return corr @ curves, static @ curves
 
 
 def equalize(wave: np.ndarray, gain_db: np.ndarray) -> np.ndarray:
@@ -282,12 +299,12 @@ def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
         return a.ap
     f = a.freqs
     ap_db = 10 * np.log10(np.maximum(a.ap, 1e-12))
-    centers, shifts = [], []
+    centers, gaps = [], []
     for (lo, hi), ref in zip(AP_BANDS_HZ, NEUTRAL_AP_DB):
         band = (f >= lo) & (f < hi)
-        if band.any():
-            centers.append(np.sqrt(max(lo, 250.0) * hi))
-            shifts.append(amount * (ref - float(np.median(ap_db[voiced][:, band]))))
+        centers.append(np.sqrt(max(lo, 250.0) * hi))
+        gaps.append(ref - float(np.median(ap_db[voiced][:, band])) if band.any() else 0.0)
+    shifts = cfg.toward("voice_quality", np.asarray(gaps))
     curve = np.interp(np.log(np.maximum(f, 1.0)), np.log(centers), shifts)
     out = a.ap.copy()
     out[voiced] = np.minimum(10 ** ((ap_db[voiced] + curve) / 10), 1.0)
@@ -306,7 +323,8 @@ def read_positions(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     rate, _ = syllable_rate(a)
     speed = 1.0
     if amount > 0 and rate > 0:
-        speed = float(np.clip((NEUTRAL_SYLLABLE_RATE / rate) ** amount, 1 / cfg.max_stretch, cfg.max_stretch))
+        speed = float(np.clip(np.exp(cfg.toward("rate", math.log(NEUTRAL_SYLLABLE_RATE / rate))),
+                              1 / cfg.max_stretch, cfg.max_stretch))
     active = active_frames(frame_level_db(a))
     voiced = a.f0 > 0
     max_pause = int(MAX_PAUSE_S / frame_s / max(amount, 1e-3)) if amount > 0 else len(a.f0)

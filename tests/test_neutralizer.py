@@ -32,7 +32,7 @@ def _voiced_effort(wave):
 
 
 @pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"consonant_boost": 2.0}, {"pitch_range": float("nan")}, {"max_stretch": 0.5},
-                                 {"effort_window_s": 0.0}, {"loudness_window_s": 5.0}])
+                                 {"effort_window_s": 0.0}, {"loudness_window_s": 5.0}, {"tolerance": -0.5}])
 def test_config_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
         NeutralizeConfig(**bad)
@@ -46,6 +46,22 @@ def test_angry_clip_moves_toward_neutral(held_out):
     before, after = _voiced_effort(wave), _voiced_effort(out)
     assert before - NEUTRAL_EFFORT[0] > 20  # anger sits far on the bright side of neutral ...
     assert abs(after - NEUTRAL_EFFORT[0]) < 0.5 * abs(before - NEUTRAL_EFFORT[0])  # ... and is moved most of the way
+
+
+def test_a_calm_voice_keeps_its_own_pitch_and_timbre(held_out):
+    """Cues within the spread of neutral speakers are the speaker's, not the emotion's: left alone."""
+    wave = _read(held_out, "03a01Nc.wav")  # neutral, a little darker than the average neutral voice
+
+    def cues(x):
+        a = analyse(x, 16_000)
+        voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
+        return float(np.median(np.log(a.f0[a.f0 > 0]))), np.median(effort_coordinates(a)[voiced], axis=0)
+
+    level, effort = cues(wave)
+    moved = {t: cues(Neutralizer(NeutralizeConfig(rate=0, tolerance=t))(wave, 16_000)) for t in (0.0, 3.0)}
+    shift = {t: float(np.linalg.norm(e - effort)) for t, (_, e) in moved.items()}
+    assert shift[3.0] < 0.3 * shift[0.0]  # measured 2.0 against 17.6
+    assert abs(moved[3.0][0] - level) < 0.02  # the pitch level stays (0.008)
 
 
 def test_slow_effort_correction_keeps_the_vowels_colour(held_out):
