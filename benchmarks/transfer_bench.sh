@@ -23,8 +23,8 @@ the_rest() {
   cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
   cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
   # Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
-  # frontier): each cue left out, the adversarial stage added on top, and the previous build
-  # (loudness on, effort corrected per 45 ms, loudness per 105 ms) with the listener's figures.
+  # frontier): each cue left out, the adversarial stage added on top, and the build before last
+  # (loudness on, effort corrected per 45 ms, loudness per 105 ms, no tolerance) with the listener's figures.
   for cue in pitch_range pitch_level effort rate voice_quality; do
     cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
   done
@@ -32,7 +32,7 @@ the_rest() {
   # No tolerance: every cue moved all the way to the neutral reference (the previous default).
   cloak bench --mode neutral --corpus emodb --set tolerance=0 --out "$out/ablation/without_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
-    --out "$out/ablation/fast_corrections" -q
+    --set tolerance=0 --out "$out/ablation/fast_corrections" -q
 }
 
 frontier & a=$!
