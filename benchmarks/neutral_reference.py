@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
-from cloak.neutralizer import (AP_BANDS_HZ, EFFORT_EDGES_HZ, active_frames, analyse, band_matrix, effort_coordinates,
-                               frame_level_db, syllable_rate)
+from cloak.neutralizer import (EFFORT_EDGES_HZ, active_frames, analyse, band_aperiodicity_db, band_matrix,
+                               effort_coordinates, frame_level_db, syllable_rate)
 
 
 def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -36,9 +36,8 @@ def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
     db = 10 * np.log10(a.sp[voiced] + 1e-20) @ band_matrix(a.freqs).T
     shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
     over_floor = float(np.median(lf) - np.percentile(lf, 5))
-    ap_db = 10 * np.log10(np.maximum(a.ap[voiced], 1e-12))
-    ap = [np.median(ap_db[:, (a.freqs >= lo) & (a.freqs < hi)]) for lo, hi in AP_BANDS_HZ]
-    cues = np.array([over_floor, np.log(max(rate, 1e-3)), *np.median(effort_coordinates(a)[voiced], axis=0), *ap])
+    cues = np.array([over_floor, np.log(max(rate, 1e-3)), *np.median(effort_coordinates(a)[voiced], axis=0),
+                     *band_aperiodicity_db(a, voiced)])
     return rate, float(np.exp(over_floor)), shape, cues
 
 

@@ -291,21 +291,23 @@ def equalize(wave: np.ndarray, gain_db: np.ndarray) -> np.ndarray:
     return y[n // 2: n // 2 + len(wave)]
 
 
+def band_aperiodicity_db(a: Analysis, frames: np.ndarray) -> np.ndarray:
+    """Median aperiodicity (dB) of ``frames`` in each of :data:`AP_BANDS_HZ` (NaN for a band above Nyquist)."""
+    ap_db = 10 * np.log10(np.maximum(a.ap[frames], 1e-12))
+    bands = [(a.freqs >= lo) & (a.freqs < hi) for lo, hi in AP_BANDS_HZ]
+    return np.array([np.median(ap_db[:, b]) if b.any() else np.nan for b in bands])
+
+
 def _neutral_aperiodicity(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     """Shift the voiced frames' aperiodicity per band toward the neutral medians (smooth in frequency)."""
     amount = cfg.amount("voice_quality")
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
     if amount == 0 or voiced.sum() < 10:
         return a.ap
-    f = a.freqs
+    centers = [np.sqrt(max(lo, 250.0) * hi) for lo, hi in AP_BANDS_HZ]
+    gaps = np.nan_to_num(np.asarray(NEUTRAL_AP_DB) - band_aperiodicity_db(a, voiced))  # an empty band: no gap
+    curve = np.interp(np.log(np.maximum(a.freqs, 1.0)), np.log(centers), cfg.toward("voice_quality", gaps))
     ap_db = 10 * np.log10(np.maximum(a.ap, 1e-12))
-    centers, gaps = [], []
-    for (lo, hi), ref in zip(AP_BANDS_HZ, NEUTRAL_AP_DB):
-        band = (f >= lo) & (f < hi)
-        centers.append(np.sqrt(max(lo, 250.0) * hi))
-        gaps.append(ref - float(np.median(ap_db[voiced][:, band])) if band.any() else 0.0)
-    shifts = cfg.toward("voice_quality", np.asarray(gaps))
-    curve = np.interp(np.log(np.maximum(f, 1.0)), np.log(centers), shifts)
     out = a.ap.copy()
     out[voiced] = np.minimum(10 ** ((ap_db[voiced] + curve) / 10), 1.0)
     return out
