@@ -220,6 +220,18 @@ def bootstrap_interval(better: np.ndarray, worse: np.ndarray, seed: int, n: int 
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def hiding_interval(clean: np.ndarray, cloaked: np.ndarray, chance: float, seed: int,
+                    n: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of the hiding ratio (clips resampled together for clean and cloaked)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(clean), size=(n, len(clean)))
+    c, k = clean.astype(np.float64)[idx].mean(axis=1), cloaked.astype(np.float64)[idx].mean(axis=1)
+    ratios = (c - k)[c > chance] / (c - chance)[c > chance]
+    if len(ratios) == 0:
+        return math.nan, math.nan
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
 @dataclass
 class JudgeResult:
     judge: str
@@ -230,6 +242,7 @@ class JudgeResult:
     uar: dict[str, float] = field(default_factory=dict)
     hiding: dict[str, float] = field(default_factory=dict)
     margin_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # control acc - cloaked acc
+    hiding_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % bootstrap interval of hiding["cloaked"]
 
     @property
     def beats_controls(self) -> bool:
@@ -254,6 +267,8 @@ def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, s
     for control in ("noise", "zero"):
         if control in hits:
             res.margin_ci[control] = bootstrap_interval(hits[control], hits["cloaked"], seed)
+    if "cloaked" in hits:
+        res.hiding_ci = hiding_interval(hits["clean"], hits["cloaked"], res.chance, seed)
     return res
 
 
@@ -363,12 +378,12 @@ def format_result(result: BenchResult) -> str:
     for c in result.corpora:
         lines += [f"**{c.corpus}** held-out ({c.n_clips} clips; noise control at {c.noise_snr_db:.1f} dB SNR)", "",
                   "| judge | family | acc clean | acc cloaked | acc noise | acc zero | UAR clean | UAR cloaked "
-                  "| hiding cloaked | hiding noise | hiding zero | beats both controls |",
+                  "| hiding cloaked (95 % CI) | hiding noise | hiding zero | beats both controls |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for j in c.judges:
             a, h = j.accuracy, j.hiding
             lines.append(f"| {j.judge} | {j.family} | {a['clean']:.3f} | {a['cloaked']:.3f} | {a['noise']:.3f} | {a['zero']:.3f} "
-                         f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** | {h['noise']:.2f} "
+                         f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** ({j.hiding_ci[0]:.2f}-{j.hiding_ci[1]:.2f}) | {h['noise']:.2f} "
                          f"| {h['zero']:.2f} | {'yes' if j.beats_controls else 'no'} |")
         if c.quality:
             q = c.quality
@@ -464,7 +479,12 @@ def format_table(folders: Sequence[Path]) -> str:
         cells = []
         for corpus, j in judges:
             r = hid.get(j) if corpus == c["corpus"] else None
-            cells.append("" if r is None else f"{r['hiding']['cloaked']:.2f}" + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " (n.s.)"))
+            if r is None:
+                cells.append("")
+                continue
+            ci = r.get("hiding_ci")
+            cells.append(f"{r['hiding']['cloaked']:.2f}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+                         + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " n.s."))
         q = c["quality"]
         dn = f"{q['dnsmos_ovrl_cloaked']:.2f} (clean {q['dnsmos_ovrl_clean']:.2f})" if q else ""
         sim = f"{q['speaker_similarity_cloaked']:.3f}" if q else ""

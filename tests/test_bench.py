@@ -36,6 +36,21 @@ def test_noise_control_has_the_requested_snr():
         assert measured == pytest.approx(snr, abs=0.3)
 
 
+def test_hiding_interval_covers_the_ratio_and_narrows_with_more_clips():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (60, 960):
+        clean = rng.random(n) < 0.7
+        cloaked = clean & (rng.random(n) < 0.5)
+        lo, hi = bench.hiding_interval(clean, cloaked, 1 / 7, seed=1)
+        assert lo < bench.hiding_ratio(clean.mean(), cloaked.mean(), 1 / 7) < hi
+        widths.append(hi - lo)
+    assert widths[1] < 0.5 * widths[0]  # the interval shrinks as 1/sqrt(clips)
+    same = rng.random(200) < 0.6
+    lo, hi = bench.hiding_interval(same, same, 1 / 7, seed=1)
+    assert lo == hi == 0.0
+
+
 def test_overrides_are_checked():
     assert bench.parse_overrides(["effort=0", "rate=0.5"]) == (("effort", 0.0), ("rate", 0.5))
     with pytest.raises(ValueError, match="CUE=X"):
