@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,16 @@ def atomic_path(dest: Path):
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def info_for(dest: str | os.PathLike, info: AudioInfo) -> AudioInfo:
+    """``info`` with the container ``dest``'s extension names (``.wav``, ``.flac``...), keeping the
+    subtype where that container holds it; unknown extensions keep the input's container."""
+    fmt = Path(dest).suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats() or fmt == info.format:
+        return info
+    subtype = info.subtype if sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
+    return replace(info, format=fmt, subtype=subtype)
 
 
 def write_audio(dest: str | os.PathLike, data: np.ndarray, info: AudioInfo, overwrite: bool = False) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,13 +58,22 @@ def cloaked_name(path: Path) -> Path:
     return path.with_name(f"{path.stem}{CLOAKED_TAG}{path.suffix}")
 
 
-def plan(paths: Iterable[str | os.PathLike], outdir: str | os.PathLike | None = None) -> list[Job]:
+def output_is_file(paths: Sequence[str | os.PathLike], output: str | os.PathLike | None) -> bool:
+    """True where ``output`` names one output file: one input file, and an audio extension that is not a folder."""
+    return (output is not None and len(paths) == 1 and Path(paths[0]).is_file()
+            and Path(output).suffix.lower() in AUDIO_SUFFIXES and not Path(output).is_dir())
+
+
+def plan(paths: Sequence[str | os.PathLike], outdir: str | os.PathLike | None = None) -> list[Job]:
     """Expand files and folders (recursively) into jobs.
 
-    With ``outdir`` each folder's tree is mirrored under it and names are kept; without it
-    ``NAME.cloaked.EXT`` goes beside each input. Folders contribute the files with an audio
-    suffix (earlier ``*.cloaked.*`` outputs excluded); files named explicitly are always tried.
+    With ``outdir`` each folder's tree is mirrored under it and names are kept, except that one
+    input file with an ``outdir`` like ``calm.wav`` (see :func:`output_is_file`) is written
+    there; without it ``NAME.cloaked.EXT`` goes beside each input. Folders contribute the files
+    with an audio suffix (earlier ``*.cloaked.*`` outputs excluded); files named explicitly are always tried.
     """
+    if output_is_file(paths, outdir):
+        return [Job(Path(paths[0]), Path(outdir))]
     jobs: list[Job] = []
     seen: dict[Path, Path] = {}
     for raw in paths:

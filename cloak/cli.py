@@ -125,7 +125,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     bar = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="cloaking", disable=args.quiet,
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]{postfix}")
     state = {"base": 0.0, "files": 0, "partial": {}}  # partial: seconds done in files still in flight
-    report_path = args.report or (Path(args.output) / "cloak-report.csv" if args.output else None)
+    in_folder = args.output and not batch.output_is_file(args.paths, args.output)
+    report_path = args.report or (Path(args.output) / "cloak-report.csv" if in_folder else None)
     report = None
     if report_path:
         from cloak.eval.readout import FIELDS
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("apply", help="cloak audio files or folders")
     s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    s.add_argument("-o", "--output", metavar="OUTDIR", help="mirror inputs under OUTDIR (default: NAME.cloaked.EXT beside each)")
+    s.add_argument("-o", "--output", metavar="OUT",
+                   help="folder to mirror inputs under; for one input file, an audio file name such as calm.wav "
+                        "(its extension picks the container) (default: NAME.cloaked.EXT beside each)")
     s.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
                    help="; ".join(f"{k}: {m.summary}" for k, m in MODES.items()) + " (default: %(default)s)")
     s.add_argument("--calm", type=float, metavar="X",

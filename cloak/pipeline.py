@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from cloak.audio import (MIN_DURATION_S, SILENCE_PEAK, AudioError, AudioInfo, atomic_path, clip_for, load_audio, probe,
-                         to_mono, write_audio)
+from cloak.audio import (MIN_DURATION_S, SILENCE_PEAK, AudioError, AudioInfo, atomic_path, clip_for, info_for, load_audio,
+                         probe, to_mono, write_audio)
 from cloak.chain import Chain
 from cloak.cloaker import Cloaker, CloakReport, Progress, energy, make_report, snr_db
 from cloak.features import SAMPLE_RATE
@@ -64,7 +64,7 @@ def read_model_input(path: Path, info: AudioInfo) -> np.ndarray:
 
 def cloak_file(cloaker: Cloaker | Chain, src: str | os.PathLike, dest: str | os.PathLike, overwrite: bool = False,
                progress: Progress | None = None) -> CloakReport:
-    """Cloak ``src`` into ``dest`` (same rate, channels, container and subtype).
+    """Cloak ``src`` into ``dest`` (same rate and channels; the container ``dest``'s extension names).
 
     A perturbation-only cloak (a :class:`Cloaker`, or the ``subtle`` mode) also keeps the length
     and streams the file; a mode that neutralizes re-synthesizes the voice from the whole file.
@@ -86,7 +86,7 @@ def cloak_file(cloaker: Cloaker | Chain, src: str | os.PathLike, dest: str | os.
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(dest)
     try:
-        p_sig, p_noise = _write(src, info, delta16, tmp)
+        p_sig, p_noise = _write(src, info, info_for(dest, info), delta16, tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -98,17 +98,17 @@ def cloak_file(cloaker: Cloaker | Chain, src: str | os.PathLike, dest: str | os.
 def _chain_file(chain: Chain, src: Path, dest: Path, overwrite: bool, progress: Progress | None) -> CloakReport:
     data, info = load_audio(src)
     out, report = chain.cloak(data, info.samplerate, progress)
-    write_audio(dest, out, info, overwrite=overwrite)
+    write_audio(dest, out, info_for(dest, info), overwrite=overwrite)
     return report
 
 
-def _write(src: Path, info: AudioInfo, delta16: np.ndarray, tmp: Path) -> tuple[float, float]:
-    """Pass 2: add the upsampled perturbation block by block; returns (signal, noise) energy."""
+def _write(src: Path, info: AudioInfo, out_info: AudioInfo, delta16: np.ndarray, tmp: Path) -> tuple[float, float]:
+    """Pass 2: add the upsampled perturbation block by block, written as ``out_info``; returns (signal, noise) energy."""
     stream = _Stream(SAMPLE_RATE, info.samplerate)
     pending = np.zeros(0, dtype=np.float32)
     fed, p_sig, p_noise = 0, 0.0, 0.0
     with sf.SoundFile(str(tmp), "w", samplerate=info.samplerate, channels=info.channels,
-                      format=info.format, subtype=info.subtype) as out:
+                      format=out_info.format, subtype=out_info.subtype) as out:
         for block in _blocks(src, info):
             need = len(block)
             while len(pending) < need and fed < len(delta16):
@@ -120,7 +120,7 @@ def _write(src: Path, info: AudioInfo, delta16: np.ndarray, tmp: Path) -> tuple[
             if len(d) < need:
                 d = np.concatenate([d, np.zeros(need - len(d), dtype=np.float32)])
             pending = pending[need:]
-            cloaked = clip_for(info.subtype, block + d[:, None])
+            cloaked = clip_for(out_info.subtype, block + d[:, None])
             out.write(cloaked)
             p_sig += energy(block)
             p_noise += energy(cloaked - block)

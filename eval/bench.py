@@ -136,8 +136,22 @@ def cache_dir() -> Path:
     return cache_root() / "bench"
 
 
-def process(chain: Chain, clips: Clips, progress: Progress | None = None, what: str = "cloak") -> list[np.ndarray]:
-    """Each clip through ``chain`` at 16 kHz, cached on disk by mode and clip name."""
+@dataclass
+class Timing:
+    """Cloaking time and audio duration of the clips actually cloaked (not read from the cache)."""
+
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float | None:
+        return self.seconds / self.audio_seconds if self.audio_seconds else None
+
+
+def process(chain: Chain, clips: Clips, progress: Progress | None = None, what: str = "cloak",
+            timing: Timing | None = None) -> list[np.ndarray]:
+    """Each clip through ``chain`` at 16 kHz, cached on disk by mode and clip name; ``timing``
+    adds up the clips cloaked here."""
     folder = cache_dir() / f"{chain.mode.name}-{mode_key(chain.mode)}"
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -146,7 +160,11 @@ def process(chain: Chain, clips: Clips, progress: Progress | None = None, what: 
         if path.is_file():
             out.append(np.load(path, allow_pickle=False))
         else:
+            t0 = time.perf_counter()
             y, _ = chain.cloak(wave, 16_000)
+            if timing is not None:
+                timing.seconds += time.perf_counter() - t0
+                timing.audio_seconds += len(wave) / 16_000
             tmp = path.with_suffix(f".{os.getpid()}.part.npy")  # two bench runs may fill one cache at once
             np.save(tmp, y.astype(np.float32))
             tmp.replace(path)
@@ -327,7 +345,7 @@ class BenchResult:
     mode: dict
     corpora: list[CorpusResult]
     seconds: float
-    realtime_factor: float  # cloaking time / audio duration, one process
+    realtime_factor: float | None  # cloaking time / audio duration, one process; None: every clip from the cache
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
@@ -339,17 +357,14 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
     model = load_recognizer()
     chain, zero = Chain(model, mode), Chain(model, config.zero_mode())
     scores = ScoreCache(cache_dir() / "scores.jsonl")
-    results, cloak_seconds, audio_seconds = [], 0.0, 0.0
+    results, timing = [], Timing()
     for corpus in config.corpora:
         names = [j for j in (config.judges or available_judges(corpus)) if j in available_judges(corpus)]
         if not names:
             log.warning("no judge for %s: skipped", corpus)
             continue
         clips = held_out(corpus, config.limit)
-        tc = time.perf_counter()
-        cloaked = process(chain, clips, progress, f"{corpus}: cloak")
-        cloak_seconds += time.perf_counter() - tc
-        audio_seconds += sum(len(w) for w in clips.waves) / 16_000
+        cloaked = process(chain, clips, progress, f"{corpus}: cloak", timing)
         waves = {"clean": clips.waves, "cloaked": cloaked, "zero": process(zero, clips, progress, f"{corpus}: zero")}
         if mode.keeps_timing:
             snrs = [10 * math.log10(float(np.sum(c.astype(np.float64) ** 2)) / max(float(np.sum((y - c).astype(np.float64) ** 2)), 1e-20))
@@ -364,8 +379,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
                 progress(f"{corpus}: judge {name}", 1, 1)
         quality = quality_figures(clips, waves, mode, config.asr, progress, scores) if config.quality else {}
         results.append(CorpusResult(corpus, len(clips.names), float(np.mean(snrs)), judged, quality))
-    rtf = cloak_seconds / audio_seconds if audio_seconds else math.nan
-    return BenchResult(config, asdict(mode), results, time.perf_counter() - t0, rtf)
+    return BenchResult(config, asdict(mode), results, time.perf_counter() - t0, timing.realtime_factor)
 
 
 def format_result(result: BenchResult) -> str:
@@ -374,7 +388,8 @@ def format_result(result: BenchResult) -> str:
     lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
              + (f", attack stage {cfg.attack}" if cfg.attack else "")
              + "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in cfg.overrides)
-             + f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)", ""]
+             + (f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)" if result.realtime_factor is not None
+                else "; cloaked audio from the cache (not timed)"), ""]
     for c in result.corpora:
         lines += [f"**{c.corpus}** held-out ({c.n_clips} clips; noise control at {c.noise_snr_db:.1f} dB SNR)", "",
                   "| judge | family | acc clean | acc cloaked | acc noise | acc zero | UAR clean | UAR cloaked "
@@ -383,7 +398,7 @@ def format_result(result: BenchResult) -> str:
         for j in c.judges:
             a, h = j.accuracy, j.hiding
             lines.append(f"| {j.judge} | {j.family} | {a['clean']:.3f} | {a['cloaked']:.3f} | {a['noise']:.3f} | {a['zero']:.3f} "
-                         f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** ({j.hiding_ci[0]:.2f}-{j.hiding_ci[1]:.2f}) | {h['noise']:.2f} "
+                         f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** [{j.hiding_ci[0]:.2f}, {j.hiding_ci[1]:.2f}] | {h['noise']:.2f} "
                          f"| {h['zero']:.2f} | {'yes' if j.beats_controls else 'no'} |")
         if c.quality:
             q = c.quality
@@ -483,7 +498,7 @@ def format_table(folders: Sequence[Path]) -> str:
                 cells.append("")
                 continue
             ci = r.get("hiding_ci")
-            cells.append(f"{r['hiding']['cloaked']:.2f}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+            cells.append(f"{r['hiding']['cloaked']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
                          + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " n.s."))
         q = c["quality"]
         dn = f"{q['dnsmos_ovrl_cloaked']:.2f} (clean {q['dnsmos_ovrl_clean']:.2f})" if q else ""

@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from cloak.audio import AudioError, AudioInfo, check_wave, load_audio, write_audio
+from cloak.audio import AudioError, AudioInfo, check_wave, info_for, load_audio, write_audio
 from cloak.chain import MODES, Mode
 from cloak.cloaker import STRENGTHS, CloakConfig
 
@@ -89,17 +88,6 @@ def default_save_path(source: Source, folder: str | os.PathLike | None = None) -
     return (Path(folder) if folder else source.path.parent) / f"{source.path.stem}.cloaked{source.path.suffix}"
 
 
-def save_info(source: Source, dest: Path) -> AudioInfo:
-    """The input's format and subtype, unless ``dest``'s extension names another container."""
-    info = source.info
-    fmt = dest.suffix.lstrip(".").upper()
-    formats = sf.available_formats()
-    if fmt and fmt in formats and fmt != info.format:
-        subtype = info.subtype if sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
-        info = replace(info, format=fmt, subtype=subtype)
-    return info
-
-
 def check_save_path(dest: str | os.PathLike, source: Source) -> Path:
     """Refuse to write over the input file; returns ``dest`` as a ``Path``."""
     dest = Path(dest)
@@ -114,7 +102,7 @@ def save_cloaked(dest: str | os.PathLike, cloaked: np.ndarray, source: Source, o
     """Write ``cloaked`` like the input (format/subtype/rate); never over the input itself."""
     dest = check_save_path(dest, source)
     try:
-        return write_audio(dest, cloaked, save_info(source, dest), overwrite=overwrite)
+        return write_audio(dest, cloaked, info_for(dest, source.info), overwrite=overwrite)
     except AudioError:
         raise
     except Exception as e:  # soundfile / OS errors: unwritable folder, disk full, bad format

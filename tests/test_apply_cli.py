@@ -56,6 +56,20 @@ def test_apply_beside_input(folder):
     assert all(".cloaked" not in j.src.name for j in batch.plan([folder]))
 
 
+@pytest.mark.parametrize("mode", ["neutral", "subtle"])
+def test_apply_one_file_to_a_named_file_in_its_container(folder, tmp_path, mode):
+    f = next(folder.glob("*.wav"))
+    before = snapshot(folder)
+    out = tmp_path / "calm.flac"
+    assert main(["apply", str(f), "-o", str(out), "--mode", mode, "--steps", "2", "--judge", "none", "-q"]) == 0
+    assert out.is_file() and sf.info(str(out)).format == "FLAC"  # a file, not a folder named calm.flac
+    assert sf.info(str(out)).samplerate == sf.info(str(f)).samplerate
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calm.flac", "in"]  # no report, no temp file left
+    assert snapshot(folder) == before
+    # two inputs, or a folder, still mirror under -o
+    assert [j.dest for j in batch.plan([folder], tmp_path / "x.wav")] != [tmp_path / "x.wav"]
+
+
 BAD = {
     "not_audio.wav": lambda p: p.write_text("hello, I am text"),
     "empty.wav": lambda p: p.write_bytes(b""),

@@ -86,3 +86,8 @@ def test_small_bench_run_writes_results(tmp_path, monkeypatch, emodb_root):
     # A second run reads the cloaked audio back from the cache instead of recomputing it.
     cached = list((tmp_path / "cache" / "bench").rglob("*.npy"))
     assert len(cached) == 8
+    again = bench.run_bench(config)
+    assert again.corpora[0].judges[0].accuracy == judge.accuracy
+    assert again.realtime_factor is None  # nothing was cloaked, so nothing was timed
+    bench.write_result(again, tmp_path / "again")
+    assert "not timed" in (tmp_path / "again" / "results.md").read_text()

@@ -25,7 +25,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from cloak.audio import AudioError, AudioInfo, to_model_rate  # noqa: E402
+from cloak.audio import AudioError, AudioInfo, info_for, to_model_rate  # noqa: E402
 from cloak.chain import DEFAULT_MODE, MODES  # noqa: E402
 from cloak.cloaker import STRENGTHS  # noqa: E402
 from cloak.emodb import EMOTIONS  # noqa: E402
@@ -188,8 +188,8 @@ def test_save_paths_default_beside_input_and_never_the_input(tmp_path):
     assert session.default_save_path(src) == tmp_path / "a.cloaked.flac"
     with pytest.raises(AudioError, match="refusing to overwrite the input"):
         session.check_save_path(tmp_path / "x" / ".." / "a.flac", src)
-    assert session.save_info(src, tmp_path / "b.flac") == src.info
-    assert session.save_info(src, tmp_path / "b.wav").format == "WAV"
+    assert info_for(tmp_path / "b.flac", src.info) == src.info
+    assert info_for(tmp_path / "b.wav", src.info).format == "WAV"
     rec = session.source_from_recording(np.full(1600, 0.1, np.float32), 16000)
     assert session.default_save_path(rec, tmp_path) == tmp_path / "recording.cloaked.wav"
     with pytest.raises(AudioError, match="silent"):
