@@ -229,25 +229,28 @@ def hiding_ratio(clean_acc: float, acc: float, chance: float) -> float:
     return (clean_acc - acc) / (clean_acc - chance) if clean_acc > chance else math.nan
 
 
+def _resample(n_clips: int, seed: int, n: int) -> np.ndarray:
+    """``(n, n_clips)`` clip indices drawn with replacement: one bootstrap resample per row."""
+    return np.random.default_rng(seed).integers(0, n_clips, size=(n, n_clips))
+
+
+def _middle_95(values: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
 def bootstrap_interval(better: np.ndarray, worse: np.ndarray, seed: int, n: int = BOOTSTRAP) -> tuple[float, float]:
     """95 % paired-bootstrap interval of mean(better) - mean(worse) over clips (per-clip 0/1 hits)."""
-    rng = np.random.default_rng(seed)
     diff = better.astype(np.float64) - worse.astype(np.float64)
-    idx = rng.integers(0, len(diff), size=(n, len(diff)))
-    means = diff[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return _middle_95(diff[_resample(len(diff), seed, n)].mean(axis=1))
 
 
 def hiding_interval(clean: np.ndarray, cloaked: np.ndarray, chance: float, seed: int,
                     n: int = BOOTSTRAP) -> tuple[float, float]:
     """95 % paired-bootstrap interval of the hiding ratio (clips resampled together for clean and cloaked)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(clean), size=(n, len(clean)))
+    idx = _resample(len(clean), seed, n)
     c, k = clean.astype(np.float64)[idx].mean(axis=1), cloaked.astype(np.float64)[idx].mean(axis=1)
-    ratios = (c - k)[c > chance] / (c - chance)[c > chance]
-    if len(ratios) == 0:
-        return math.nan, math.nan
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    ok = c > chance
+    return _middle_95((c - k)[ok] / (c - chance)[ok]) if ok.any() else (math.nan, math.nan)
 
 
 @dataclass
