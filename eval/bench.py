@@ -239,7 +239,7 @@ def _middle_95(values: np.ndarray) -> tuple[float, float]:
 
 
 def bootstrap_interval(better: np.ndarray, worse: np.ndarray, seed: int, n: int = BOOTSTRAP) -> tuple[float, float]:
-    """95 % paired-bootstrap interval of mean(better) - mean(worse) over clips (per-clip 0/1 hits)."""
+    """95 % paired-bootstrap interval of mean(better) - mean(worse) over clips (per-clip hits or probabilities)."""
     diff = better.astype(np.float64) - worse.astype(np.float64)
     return _middle_95(diff[_resample(len(diff), seed, n)].mean(axis=1))
 
@@ -264,6 +264,10 @@ class JudgeResult:
     hiding: dict[str, float] = field(default_factory=dict)
     margin_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # control acc - cloaked acc
     hiding_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % bootstrap interval of hiding["cloaked"]
+    # Mean probability the judge gives the true emotion, per condition, and the paired interval of
+    # (control - cloaked): a finer reading than accuracy, which only counts the top class.
+    confidence: dict[str, float] = field(default_factory=dict)
+    confidence_margin_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def beats_controls(self) -> bool:
@@ -276,18 +280,21 @@ def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, s
     n_classes = len(judge.classes)
     res = JudgeResult(judge.name, judge.family, judge.corpus, 1.0 / n_classes)
     scores = scores or ScoreCache(None)
-    hits = {}
+    hits, true_prob = {}, {}
     for cond, ws in waves.items():
         probs = np.asarray(scores.many(f"judge/{judge.name}", ws, lambda b: list(judge.predict_proba(b))))
         pred = probs.argmax(axis=1)
         hits[cond] = pred == labels
+        true_prob[cond] = probs[np.arange(len(labels)), labels]
         res.accuracy[cond] = accuracy(labels, pred)
+        res.confidence[cond] = float(true_prob[cond].mean())
         res.uar[cond] = uar(labels, pred, n_classes)
     for cond in waves:
         res.hiding[cond] = hiding_ratio(res.accuracy["clean"], res.accuracy[cond], res.chance)
     for control in ("noise", "zero"):
         if control in hits:
             res.margin_ci[control] = bootstrap_interval(hits[control], hits["cloaked"], seed)
+            res.confidence_margin_ci[control] = bootstrap_interval(true_prob[control], true_prob["cloaked"], seed)
     if "cloaked" in hits:
         res.hiding_ci = hiding_interval(hits["clean"], hits["cloaked"], res.chance, seed)
     return res
@@ -403,6 +410,14 @@ def format_result(result: BenchResult) -> str:
             lines.append(f"| {j.judge} | {j.family} | {a['clean']:.3f} | {a['cloaked']:.3f} | {a['noise']:.3f} | {a['zero']:.3f} "
                          f"| {j.uar['clean']:.3f} | {j.uar['cloaked']:.3f} | **{h['cloaked']:.2f}** [{j.hiding_ci[0]:.2f}, {j.hiding_ci[1]:.2f}] | {h['noise']:.2f} "
                          f"| {h['zero']:.2f} | {'yes' if j.beats_controls else 'no'} |")
+        lines += ["", "Probability each judge gives the true emotion (mean over clips), and how far the cloak "
+                  "lowers it beyond each control (paired 95 % CI):", "",
+                  "| judge | clean | cloaked | noise | zero | noise - cloaked | zero - cloaked |", "|---|---|---|---|---|---|---|"]
+        for j in c.judges:
+            p, m = j.confidence, j.confidence_margin_ci
+            lines.append(f"| {j.judge} | " + " | ".join(f"{p[k]:.3f}" for k in ("clean", "cloaked", "noise", "zero"))
+                         + " | " + " | ".join(f"{p[k] - p['cloaked']:+.3f} [{m[k][0]:+.3f}, {m[k][1]:+.3f}]"
+                                              for k in ("noise", "zero")) + " |")
         if c.quality:
             q = c.quality
             lines += ["", "| listener | clean | cloaked | noise | zero |", "|---|---|---|---|---|"]

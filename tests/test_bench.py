@@ -51,6 +51,34 @@ def test_hiding_interval_covers_the_ratio_and_narrows_with_more_clips():
     assert lo == hi == 0.0
 
 
+class _TableJudge:
+    """A judge that reads its class probabilities from the first samples of each wave."""
+
+    name, family, corpus, classes = "table", "test", "emodb", ("a", "b", "c")
+
+    def predict_proba(self, waves):
+        return np.stack([w[:3] / w[:3].sum() for w in waves])
+
+
+def test_score_judge_reads_the_true_class_probability_beside_accuracy():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 40)
+    clean = rng.random((40, 3)) + 2.0 * np.eye(3)[labels]  # mostly right
+    cloaked = rng.random((40, 3))  # about chance
+    waves = {c: [np.concatenate([p, np.zeros(5)]) for p in probs]
+             for c, probs in (("clean", clean), ("cloaked", cloaked), ("noise", clean), ("zero", clean))}
+    res = bench.score_judge(_TableJudge(), waves, labels, seed=0)
+    true_clean = (clean / clean.sum(1, keepdims=True))[np.arange(40), labels]
+    true_cloaked = (cloaked / cloaked.sum(1, keepdims=True))[np.arange(40), labels]
+    assert res.confidence["clean"] == pytest.approx(true_clean.mean())
+    assert res.confidence["cloaked"] == pytest.approx(true_cloaked.mean())
+    assert res.accuracy["clean"] > 0.9 and res.beats_controls
+    lo, hi = res.confidence_margin_ci["noise"]
+    assert 0 < lo < true_clean.mean() - true_cloaked.mean() < hi
+    same = bench.score_judge(_TableJudge(), {c: waves["clean"] for c in waves}, labels, seed=0)
+    assert same.confidence_margin_ci["zero"] == (0.0, 0.0) and not same.beats_controls
+
+
 def test_overrides_are_checked():
     assert bench.parse_overrides(["effort=0", "rate=0.5"]) == (("effort", 0.0), ("rate", 0.5))
     with pytest.raises(ValueError, match="CUE=X"):
