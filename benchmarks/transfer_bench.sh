@@ -3,7 +3,7 @@
 # Every judge is independent (never used to craft). Results land in eval/results/bench/.
 # Cloaked audio and per-clip scores are cached under $CLOAK_CACHE/bench, so a rerun is quick.
 # Two streams run side by side (one thread each: a 2-core CPU).
-#   bash benchmarks/transfer_bench.sh            # ~45 min on a quiet 2-core CPU the first time
+#   bash benchmarks/transfer_bench.sh            # ~3 h on a quiet 2-core CPU the first time (RAVDESS's listener figures are most of it)
 set -euo pipefail
 export OMP_NUM_THREADS=1
 out=eval/results/bench
@@ -18,9 +18,9 @@ frontier() {
 the_rest() {
   # `--flatten-loudness` (the loudness cue on) at the default, with the listener's figures.
   cloak bench --mode neutral --corpus emodb --set loudness=1 --out "$out/flatten_loudness" -q
-  # The default mode on RAVDESS actors 17-20 (judges only: the listener targets are set on
-  # EmoDB 03+08), and the subtle mode on EmoDB.
-  cloak bench --mode neutral --corpus ravdess --no-quality --out "$out/neutral_ravdess" -q
+  # The default mode on RAVDESS actors 17-20, with the listener's figures (measured, though the
+  # listener targets are set on EmoDB 03+08), and the subtle mode on EmoDB.
+  cloak bench --mode neutral --corpus ravdess --out "$out/neutral_ravdess" -q
   cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
   # Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
   # frontier): each cue left out, the adversarial stage added on top, and the build before last

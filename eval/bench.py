@@ -461,10 +461,7 @@ def run_frontier(config: BenchConfig, strengths: Sequence[float], out: Path,
 
 def plot_frontier(points: list[dict], stem: Path) -> None:
     """Hiding ratio per judge against DNSMOS OVRL and WER increase, one point per strength."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cloak.eval.plots import plt, save_figure  # plots sets the Agg backend before pyplot loads
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     judges = sorted({(p["corpus"], j) for p in points for j in p["hiding"]})
@@ -493,7 +490,7 @@ def plot_frontier(points: list[dict], stem: Path) -> None:
     fig.suptitle("cloak neutral mode: hiding from independent judges against listener cost (labels: strength)")
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(stem.with_suffix(f".{ext}"), dpi=130)
+        save_figure(fig, stem.with_suffix(f".{ext}"), dpi=130)
     plt.close(fig)
 
 

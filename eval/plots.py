@@ -150,6 +150,16 @@ def _legend(ax, other) -> None:
     ax.legend(h1 + h2, l1 + l2, loc="center right", fontsize=8, framealpha=0.9)
 
 
+def save_figure(fig, path: Path, dpi: int = 150) -> None:
+    """Write ``fig`` to ``path`` (format from the suffix) atomically and byte-for-byte reproducibly:
+    no date stamp, fixed SVG element ids, so an unchanged figure leaves an unchanged file."""
+    fmt = path.suffix.lstrip(".")
+    tmp = path.with_name(f".{path.name}.part")
+    with plt.rc_context({"svg.hashsalt": "cloak"}):
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+    tmp.replace(path)
+
+
 def output_stem(fig_arg: str | Path, name: str) -> Path:
     """``FIG/name`` when FIG is a folder (or has no suffix), else ``FIG-stem_name`` beside it."""
     fig_arg = Path(fig_arg)
@@ -178,7 +188,7 @@ def make_figures(runs: Sequence[dict], fig_arg: str | Path) -> tuple[list[Path],
         stem.parent.mkdir(parents=True, exist_ok=True)
         for fmt in FORMATS:
             path = stem.with_name(f"{stem.name}.{fmt}")
-            fig.savefig(path, dpi=150)
+            save_figure(fig, path)
             written.append(path)
         plt.close(fig)
     return written, skipped
@@ -220,7 +230,7 @@ def privacy_figures(paths: Iterable[str | Path], fig_arg: str | Path) -> list[Pa
         stem.parent.mkdir(parents=True, exist_ok=True)
         for fmt in FORMATS:
             written.append(stem.with_name(f"{stem.name}.{fmt}"))
-            fig.savefig(written[-1], dpi=150)
+            save_figure(fig, written[-1])
         plt.close(fig)
     return written
 

@@ -42,6 +42,11 @@ def test_all_three_figures(tmp_path):
     assert names == sorted(f"{n}.{ext}" for n in ("spec_true", "spec_pseudo", "wave") for ext in ("png", "svg"))
     assert skipped == []
     check_images(written)
+    # Drawing the same results again leaves the same bytes (no date stamp, fixed SVG ids), and no temp file.
+    before = {p.name: p.read_bytes() for p in written}
+    again, _ = make_figures(runs, tmp_path / "figs")
+    assert {p.name: p.read_bytes() for p in again} == before
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == names
 
 
 def test_missing_data_is_skipped_and_stem_naming(tmp_path, capsys):
