@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cloak.audio import atomic_path  # noqa: E402
 from cloak.emodb import EMOTIONS  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -154,10 +155,14 @@ def save_figure(fig, path: Path, dpi: int = 150) -> None:
     """Write ``fig`` to ``path`` (format from the suffix) atomically and byte-for-byte reproducibly:
     no date stamp, fixed SVG element ids, so an unchanged figure leaves an unchanged file."""
     fmt = path.suffix.lstrip(".")
-    tmp = path.with_name(f".{path.name}.part")
-    with plt.rc_context({"svg.hashsalt": "cloak"}):
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
-    tmp.replace(path)
+    tmp = atomic_path(path)
+    try:
+        with plt.rc_context({"svg.hashsalt": "cloak"}):
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def output_stem(fig_arg: str | Path, name: str) -> Path:
