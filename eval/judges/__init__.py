@@ -24,13 +24,17 @@ from .store import JudgeError, judges_dir
 
 __all__ = ["Judge", "JudgeError", "available_judges", "add_judge_parser", "evaluate", "load_judge"]
 
-# name -> (module in this package, corpus, checkpoint file)
+# name -> (module in this package, corpus, checkpoint file). A module is one family; the probe
+# families are trained once per corpus, each checkpoint on that corpus's training speakers only.
 REGISTRY: dict[str, tuple[str, str, str]] = {
     "gru-mel": ("gru_mel", "emodb", "gru_mel.pt"),
     "egemaps-svm": ("egemaps", "emodb", "egemaps_svm.npz"),
     "whisper-probe": ("whisper_probe", "emodb", "whisper_probe.npz"),
     "speaker-probe": ("speaker_probe", "emodb", "speaker_probe.npz"),
     "ravdess-mfcc": ("ravdess_mfcc", "ravdess", "ravdess_mfcc.pt"),
+    "ravdess-egemaps": ("egemaps", "ravdess", "ravdess_egemaps.npz"),
+    "ravdess-whisper-probe": ("whisper_probe", "ravdess", "ravdess_whisper_probe.npz"),
+    "ravdess-speaker-probe": ("speaker_probe", "ravdess", "ravdess_speaker_probe.npz"),
 }
 HELD_OUT_NAMES = {"emodb": "EmoDB speakers 03+08", "ravdess": "RAVDESS actors 17-20"}
 
@@ -64,7 +68,7 @@ def checkpoint_path(name: str):
 
 def load_judge(name: str) -> Judge:
     """Judge ``name`` from its shipped checkpoint, verified against its ``.sha256``."""
-    return _module(name).load(checkpoint_path(name))
+    return _module(name).load(checkpoint_path(name), name, REGISTRY[name][1])
 
 
 def available_judges(corpus: str | None = None) -> list[str]:
@@ -106,7 +110,7 @@ def evaluate(judge: Judge, waves: Sequence[np.ndarray], labels: Sequence[int]) -
 def train_judge(name: str, out=None) -> dict:
     """Train judge ``name`` (fixed seeds), write its checkpoint and return the held-out metrics."""
     path = out or checkpoint_path(name)
-    return _module(name).train(path)
+    return _module(name).train(path, name, REGISTRY[name][1])
 
 
 def add_judge_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``egemaps-svm``: openSMILE eGeMAPSv02 functionals (88 per clip) -> standardize -> linear classifier.
+"""``egemaps-svm`` (EmoDB), ``ravdess-egemaps`` (RAVDESS): openSMILE eGeMAPSv02 functionals (88 per clip) -> standardize -> linear classifier.
 
 The classifier is a class-balanced multinomial logistic regression (a linear max-margin-like
 model with calibrated probabilities), stored as plain arrays; inference is numpy. Each clip is
@@ -14,9 +14,7 @@ import numpy as np
 
 from .probe import ProbeJudge, load_probe_judge, train_probe_judge
 
-NAME = "egemaps-svm"
 FAMILY = "eGeMAPSv02 functionals (88, openSMILE) -> standardize -> linear logistic classifier"
-CORPUS = "emodb"
 SAMPLE_RATE = 16_000
 
 
@@ -39,9 +37,9 @@ def extract(wave: np.ndarray) -> np.ndarray:
     return _smile().process_signal(wave, SAMPLE_RATE).to_numpy(dtype=np.float64)[0]
 
 
-def load(path: Path) -> ProbeJudge:
-    return load_probe_judge(path, NAME, FAMILY, CORPUS, extract)
+def load(path: Path, name: str, corpus: str) -> ProbeJudge:
+    return load_probe_judge(path, name, FAMILY, corpus, extract)
 
 
-def train(path: Path) -> dict:
-    return train_probe_judge(path, NAME, FAMILY, CORPUS, _feature_id(), extract)
+def train(path: Path, name: str, corpus: str) -> dict:
+    return train_probe_judge(path, name, FAMILY, corpus, _feature_id(), extract)

@@ -15,9 +15,7 @@ from torch import nn
 
 from .nets import Recipe, TorchJudge, cmvn, frame_mask, load_torch_judge, log_mel, train_torch_judge
 
-NAME = "gru-mel"
 FAMILY = "conv + bidirectional GRU + attention pooling on 40-band Slaney log-mel (32 ms Hann / 16 ms hop), per-band CMVN"
-CORPUS = "emodb"
 CONFIG = {"n_mels": 40, "conv": 64, "hidden": 64, "dropout": 0.3, "n_classes": 7}
 RECIPE = Recipe(epochs=40, batch_size=32, crop_frames=160, lr=3e-3)  # 160 frames = 2.6 s
 
@@ -51,9 +49,9 @@ class GRUNet(nn.Module):
         return self.head(pooled)
 
 
-def load(path: Path) -> TorchJudge:
-    return load_torch_judge(path, NAME, FAMILY, CORPUS, front, GRUNet)
+def load(path: Path, name: str, corpus: str) -> TorchJudge:
+    return load_torch_judge(path, name, FAMILY, corpus, front, GRUNet)
 
 
-def train(path: Path) -> dict:
-    return train_torch_judge(path, NAME, FAMILY, CORPUS, front, GRUNet, CONFIG, RECIPE)
+def train(path: Path, name: str, corpus: str) -> dict:
+    return train_torch_judge(path, name, FAMILY, corpus, front, GRUNet, CONFIG, RECIPE)

@@ -15,9 +15,7 @@ from torch import nn
 from .nets import Recipe, TorchJudge, cmvn, dct_matrix, deltas, load_torch_judge, log_mel, masked_mean_std, \
     train_torch_judge
 
-NAME = "ravdess-mfcc"
 FAMILY = "dilated 1-D CNN + mean/std pooling on 20 MFCC + deltas (64 Slaney mels, 25 ms Hann / 10 ms), per-clip CMVN"
-CORPUS = "ravdess"
 CONFIG = {"n_mels": 64, "n_mfcc": 20, "channels": [64, 64, 128], "dropout": 0.3, "n_classes": 8}
 RECIPE = Recipe(epochs=40, batch_size=32, crop_frames=250, lr=3e-3, freq_masks=0)  # 250 frames = 2.5 s
 
@@ -50,9 +48,9 @@ class MFCCNet(nn.Module):
         return self.head(masked_mean_std(x, lengths))
 
 
-def load(path: Path) -> TorchJudge:
-    return load_torch_judge(path, NAME, FAMILY, CORPUS, front, MFCCNet)
+def load(path: Path, name: str, corpus: str) -> TorchJudge:
+    return load_torch_judge(path, name, FAMILY, corpus, front, MFCCNet)
 
 
-def train(path: Path) -> dict:
-    return train_torch_judge(path, NAME, FAMILY, CORPUS, front, MFCCNet, CONFIG, RECIPE)
+def train(path: Path, name: str, corpus: str) -> dict:
+    return train_torch_judge(path, name, FAMILY, corpus, front, MFCCNet, CONFIG, RECIPE)

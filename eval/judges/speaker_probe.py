@@ -1,4 +1,4 @@
-"""``speaker-probe``: a GE2E speaker-verification embedding (resemblyzer, 256-d) -> logistic probe.
+"""``speaker-probe`` (EmoDB), ``ravdess-speaker-probe`` (RAVDESS): a GE2E speaker-verification embedding (resemblyzer, 256-d) -> logistic probe.
 
 The encoder was trained to tell speakers apart, never on emotion; the probe reads what of the
 emotion its embedding still carries. resemblyzer's own preprocessing (voice-activity trimming,
@@ -14,9 +14,7 @@ import numpy as np
 
 from .probe import ProbeJudge, load_probe_judge, train_probe_judge
 
-NAME = "speaker-probe"
 FAMILY = "resemblyzer GE2E speaker embedding (3-layer LSTM on 40-band mel, 256-d) -> logistic probe"
-CORPUS = "emodb"
 SAMPLE_RATE = 16_000
 
 
@@ -47,9 +45,9 @@ def extract(wave: np.ndarray) -> np.ndarray:
     return _encoder().embed_utterance(trimmed).astype(np.float64)
 
 
-def load(path: Path) -> ProbeJudge:
-    return load_probe_judge(path, NAME, FAMILY, CORPUS, extract)
+def load(path: Path, name: str, corpus: str) -> ProbeJudge:
+    return load_probe_judge(path, name, FAMILY, corpus, extract)
 
 
-def train(path: Path) -> dict:
-    return train_probe_judge(path, NAME, FAMILY, CORPUS, _feature_id(), extract)
+def train(path: Path, name: str, corpus: str) -> dict:
+    return train_probe_judge(path, name, FAMILY, corpus, _feature_id(), extract)

