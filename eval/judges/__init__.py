@@ -138,8 +138,10 @@ def run_judge_command(args: argparse.Namespace) -> int:
         print("recall: " + ", ".join(f"{c} {r:.2f}" for c, r in h["recall"].items()))
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
         return 0
-    for name in available_judges():
+    names = available_judges()
+    width = max(map(len, names), default=0)
+    for name in names:
         j = load_judge(name)
         h = j.meta["held_out"]
-        print(f"{name:<14} {j.corpus:<8} acc {h['accuracy']:.3f} UAR {h['uar']:.3f}  {j.family}")
+        print(f"{name:<{width}} {j.corpus:<8} acc {h['accuracy']:.3f} UAR {h['uar']:.3f}  {j.family}")
     return 0

@@ -1,4 +1,6 @@
-"""``egemaps-svm`` (EmoDB), ``ravdess-egemaps`` (RAVDESS): openSMILE eGeMAPSv02 functionals (88 per clip) -> standardize -> linear classifier.
+"""eGeMAPSv02 functionals (88 per clip, openSMILE) -> standardize -> linear classifier.
+
+Shipped as ``egemaps-svm`` (EmoDB) and ``ravdess-egemaps`` (RAVDESS).
 
 The classifier is a class-balanced multinomial logistic regression (a linear max-margin-like
 model with calibrated probabilities), stored as plain arrays; inference is numpy. Each clip is

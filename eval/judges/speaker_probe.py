@@ -1,4 +1,6 @@
-"""``speaker-probe`` (EmoDB), ``ravdess-speaker-probe`` (RAVDESS): a GE2E speaker-verification embedding (resemblyzer, 256-d) -> logistic probe.
+"""A GE2E speaker-verification embedding (resemblyzer, 256-d) -> logistic probe.
+
+Shipped as ``speaker-probe`` (EmoDB) and ``ravdess-speaker-probe`` (RAVDESS).
 
 The encoder was trained to tell speakers apart, never on emotion; the probe reads what of the
 emotion its embedding still carries. resemblyzer's own preprocessing (voice-activity trimming,

