@@ -76,8 +76,6 @@ def test_batch_equals_one_by_one(name, held_out_set, judges):
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_corrupt_checkpoint_is_refused(name, tmp_path):
-    from cloak.eval.judges import _module
-
     src = checkpoint_path(name)
     dst = tmp_path / src.name
     shutil.copy(src, dst)
@@ -86,10 +84,10 @@ def test_corrupt_checkpoint_is_refused(name, tmp_path):
     data[len(data) // 2] ^= 0xFF
     dst.write_bytes(bytes(data))
     with pytest.raises(JudgeError, match="checksum mismatch"):
-        _module(name).load(dst, name, REGISTRY[name][1])
+        load_judge(name, dst)
     dst.with_name(dst.name + ".sha256").unlink()
     with pytest.raises(JudgeError, match="unverified"):
-        _module(name).load(dst, name, REGISTRY[name][1])
+        load_judge(name, dst)
 
 
 def test_bad_input_and_unknown_names(held_out_set, judges):

@@ -66,9 +66,9 @@ def checkpoint_path(name: str):
     return judges_dir() / REGISTRY[name][2]
 
 
-def load_judge(name: str) -> Judge:
-    """Judge ``name`` from its shipped checkpoint, verified against its ``.sha256``."""
-    return _module(name).load(checkpoint_path(name), name, REGISTRY[name][1])
+def load_judge(name: str, path=None) -> Judge:
+    """Judge ``name`` from its shipped checkpoint (or ``path``), verified against its ``.sha256``."""
+    return _module(name).load(path or checkpoint_path(name), name, REGISTRY[name][1])
 
 
 def available_judges(corpus: str | None = None) -> list[str]:
