@@ -200,6 +200,16 @@ def test_whisper_bad_model_folder_is_a_clear_error(tmp_path):
         WhisperTranscriber("de", model=tmp_path).transcribe(tone(), ASR_RATE)
 
 
+def test_whisper_identity_names_the_decoder_versions():
+    import ctranslate2
+    import faster_whisper
+
+    identity = WhisperTranscriber("de").identity
+    assert f"ctranslate2={ctranslate2.__version__}" in identity
+    assert f"faster-whisper={faster_whisper.__version__}" in identity
+    assert identity != WhisperTranscriber("de", beam_size=1).identity
+
+
 # --- whisper on real EmoDB clips --------------------------------------------------------------
 
 HELD_OUT_CLIPS = ("03a01Fa.wav", "08b01Wa.wav", "03b09Tc.wav")  # speakers 03 and 08, three texts
