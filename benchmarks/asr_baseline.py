@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emodb", help="EmoDB folder (default: find_emodb())")
     parser.add_argument("--beam-size", type=int, nargs="+", default=[5])
-    parser.add_argument("--cpu-threads", type=int, default=0, help="0: CTranslate2's default")
+    parser.add_argument("--cpu-threads", type=int, default=1, help="CTranslate2 threads (its int8 results depend on them)")
     parser.add_argument("--worst", type=int, default=5, help="how many worst transcripts to show")
     args = parser.parse_args()
 

@@ -43,6 +43,10 @@ WHISPER_SIZE = 145_217_532
 WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BUNDLED = f"whisper-base@{WHISPER_SHA256[:12]}"  # identity of the bundled model
 WHISPER_BEAM_SIZE = 5
+# CTranslate2's int8 results depend on the threads it computes with: EmoDB 03+08 clean WER is 0.103
+# with OMP_NUM_THREADS=1 (how the bench and CI run) and 0.098 with it unset on a 2-core machine,
+# whatever ``cpu_threads`` says. Both belong to a transcript's identity.
+WHISPER_THREADS = 1
 
 GOOGLE_ENDPOINT = "http://www.google.com/speech-api/v2/recognize"  # SpeechRecognition's default
 GOOGLE_TAGS = {"de": "de-DE", "en": "en-US"}  # bare language codes -> the region tags Google wants
@@ -159,7 +163,7 @@ _MODELS: dict[tuple[str | None, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_whisper(model: str | None = None, cpu_threads: int = 0) -> WhisperModel:
+def load_whisper(model: str | None = None, cpu_threads: int = WHISPER_THREADS) -> WhisperModel:
     """A CPU int8 Whisper model, loaded once per process: bundled (``None``), a folder or a model name."""
     key = (model, cpu_threads)
     with _MODELS_LOCK:
@@ -178,18 +182,20 @@ class WhisperTranscriber(Transcriber):
     name = "whisper"
 
     def __init__(self, language: str = "de", model: str | os.PathLike | None = None,
-                 beam_size: int = WHISPER_BEAM_SIZE, cpu_threads: int = 0):
+                 beam_size: int = WHISPER_BEAM_SIZE, cpu_threads: int = WHISPER_THREADS):
         if beam_size < 1:
             raise ASRError(f"whisper: beam_size must be at least 1, got {beam_size}")
+        if cpu_threads < 1:
+            raise ASRError(f"whisper: cpu_threads must be at least 1, got {cpu_threads}")
         if model is not None and Path(model).is_dir():
             model = str(Path(model).resolve())
         self.language = language
         self.model = None if model is None else str(model)
         self.beam_size = beam_size
         self.cpu_threads = cpu_threads
-        # The decoder's versions belong to the identity, so a transcript cache never mixes releases:
-        # the same clean EmoDB 03+08 clips gave WER 0.103 from an older cache and 0.098 afresh.
-        self.identity = (f"{self.model or WHISPER_BUNDLED} beam={beam_size} "
+        # Everything that shapes a transcript belongs to the identity, so a cache never mixes them.
+        omp = os.environ.get("OMP_NUM_THREADS", "unset")
+        self.identity = (f"{self.model or WHISPER_BUNDLED} beam={beam_size} threads={cpu_threads} omp={omp} "
                          f"faster-whisper={faster_whisper.__version__} ctranslate2={ctranslate2.__version__}")
 
     def _recognize(self, wave: np.ndarray) -> str:

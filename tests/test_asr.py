@@ -208,6 +208,9 @@ def test_whisper_identity_names_the_decoder_versions():
     assert f"ctranslate2={ctranslate2.__version__}" in identity
     assert f"faster-whisper={faster_whisper.__version__}" in identity
     assert identity != WhisperTranscriber("de", beam_size=1).identity
+    assert identity != WhisperTranscriber("de", cpu_threads=2).identity
+    with pytest.raises(ASRError, match="^whisper: cpu_threads must be at least 1"):
+        WhisperTranscriber("de", cpu_threads=0)
 
 
 # --- whisper on real EmoDB clips --------------------------------------------------------------
