@@ -244,6 +244,15 @@ def bootstrap_interval(better: np.ndarray, worse: np.ndarray, seed: int, n: int 
     return _middle_95(diff[_resample(len(diff), seed, n)].mean(axis=1))
 
 
+def ratio_increase_interval(before: np.ndarray, after: np.ndarray, words: np.ndarray, seed: int,
+                            n: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of sum(after)/sum(words) - sum(before)/sum(words) over clips:
+    how far a corpus-level rate such as WER (per-clip edits over reference words) rises."""
+    idx = _resample(len(words), seed, n)
+    diff = after.astype(np.float64) - before.astype(np.float64)
+    return _middle_95(diff[idx].sum(axis=1) / words.astype(np.float64)[idx].sum(axis=1))
+
+
 def hiding_interval(clean: np.ndarray, cloaked: np.ndarray, chance: float, seed: int,
                     n: int = BOOTSTRAP) -> tuple[float, float]:
     """95 % paired-bootstrap interval of the hiding ratio (clips resampled together for clean and cloaked)."""
@@ -301,8 +310,9 @@ def score_judge(judge, waves: dict[str, list[np.ndarray]], labels: np.ndarray, s
 
 
 def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode, use_asr: bool,
-                    progress: Progress | None = None, scores: ScoreCache | None = None) -> dict:
-    """DNSMOS, speaker similarity, WER (and PESQ-WB when timing is kept) of clean vs cloaked."""
+                    progress: Progress | None = None, scores: ScoreCache | None = None, seed: int = 0) -> dict:
+    """DNSMOS, speaker similarity, WER with the paired interval of its increase (and PESQ-WB when
+    timing is kept) of clean vs cloaked."""
     from cloak.eval.quality import DNSMOS, SpeakerSimilarity, cosine, pesq_wb
 
     scores = scores or ScoreCache(None)
@@ -326,17 +336,20 @@ def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode
         out["pesq_wb_cloaked"] = float(np.nanmean([pesq_wb(c, w) for c, w in zip(waves["clean"], waves["cloaked"])]))
     if use_asr:
         from cloak.eval.asr import CachedTranscriber, TranscriptCache, cache_root, make_transcriber
-        from cloak.eval.text import wer
+        from cloak.eval.text import word_errors
 
         asr = CachedTranscriber(make_transcriber("whisper", language=LANGUAGES[clips.corpus]),
                                 TranscriptCache(cache_root() / "transcripts.jsonl"))
+        errors = {}
         for cond in ("clean", "cloaked"):
             hyps = []
             for i, w in enumerate(waves[cond]):
                 hyps.append(asr.transcribe(w, 16_000))
                 if progress:
                     progress(f"asr {cond}", i + 1, len(waves[cond]))
-            out[f"wer_{cond}"] = wer(clips.texts, hyps)
+            errors[cond], words = word_errors(clips.texts, hyps)
+            out[f"wer_{cond}"] = float(errors[cond].sum() / words.sum())
+        out["wer_increase_ci"] = ratio_increase_interval(errors["clean"], errors["cloaked"], words, seed)
     return out
 
 
@@ -387,7 +400,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
             judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed, scores))
             if progress:
                 progress(f"{corpus}: judge {name}", 1, 1)
-        quality = quality_figures(clips, waves, mode, config.asr, progress, scores) if config.quality else {}
+        quality = quality_figures(clips, waves, mode, config.asr, progress, scores, config.seed) if config.quality else {}
         results.append(CorpusResult(corpus, len(clips.names), float(np.mean(snrs)), judged, quality))
     return BenchResult(config, asdict(mode), results, time.perf_counter() - t0, timing.realtime_factor)
 
@@ -425,7 +438,9 @@ def format_result(result: BenchResult) -> str:
                       for k in ("ovrl", "sig", "bak")]
             lines.append(f"| speaker similarity to clean | 1 | {q['speaker_similarity_cloaked']:.3f} | | {q['speaker_similarity_zero']:.3f} |")
             if "wer_clean" in q:
-                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f} | | |")
+                rise = (f" ({q['wer_cloaked'] - q['wer_clean']:+.3f} [{q['wer_increase_ci'][0]:+.3f}, {q['wer_increase_ci'][1]:+.3f}])"
+                        if "wer_increase_ci" in q else "")
+                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f}{rise} | | |")
             if "pesq_wb_cloaked" in q:
                 lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | | |")
         lines.append("")

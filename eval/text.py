@@ -29,6 +29,14 @@ def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     return float(jiwer.wer(refs, hyps))
 
 
+def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, on normalized text: the edits (substitutions, deletions, insertions) and the
+    reference's words. ``errors.sum() / words.sum()`` is :func:`wer`."""
+    refs, hyps = _normalized_pairs(references, hypotheses)
+    edits = [(o := jiwer.process_words(r, h)).substitutions + o.deletions + o.insertions for r, h in zip(refs, hyps)]
+    return np.asarray(edits, dtype=np.int64), np.asarray([len(r.split()) for r in refs], dtype=np.int64)
+
+
 def utterance_wers(references: Sequence[str], hypotheses: Sequence[str]) -> list[float]:
     """Word error rate of each (reference, hypothesis) pair, on normalized text."""
     refs, hyps = _normalized_pairs(references, hypotheses)

@@ -27,6 +27,17 @@ def test_bootstrap_interval_separates_a_real_gap_from_none():
     assert lo == hi == 0.0
 
 
+def test_wer_increase_interval_covers_the_rise_and_is_zero_without_one():
+    rng = np.random.default_rng(2)
+    words = rng.integers(5, 15, 300)
+    before = rng.binomial(words, 0.1)
+    after = before + rng.binomial(words, 0.05)
+    lo, hi = bench.ratio_increase_interval(before, after, words, seed=0)
+    rise = (after.sum() - before.sum()) / words.sum()
+    assert 0 < lo < rise < hi < 0.1
+    assert bench.ratio_increase_interval(before, before, words, seed=0) == (0.0, 0.0)
+
+
 def test_noise_control_has_the_requested_snr():
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(16_000).astype(np.float32) * 0.1 for _ in range(3)]

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from cloak.eval.text import normalize, snr_db, utterance_wers, wer
+from cloak.eval.text import normalize, snr_db, utterance_wers, wer, word_errors
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -36,6 +36,15 @@ def test_wer_is_corpus_level_not_mean_of_utterances():
 def test_wer_counts_insertions_and_empty_hypotheses():
     assert wer(["eins zwei"], ["eins zwei drei vier"]) == pytest.approx(1.0)
     assert wer(["eins zwei"], [""]) == pytest.approx(1.0)
+
+
+def test_word_errors_per_pair_add_up_to_the_corpus_wer():
+    refs = ["Der Lappen liegt auf dem Eisschrank.", "Das will sie am Mittwoch abgeben.", "Heute abend"]
+    hyps = ["der lappen liegt auf dem eis schrank", "", "heute abend könnte ich"]
+    errors, words = word_errors(refs, hyps)
+    assert errors.tolist() == [2, 6, 2]  # eisschrank -> eis + schrank; all six deleted; two inserted
+    assert words.tolist() == [6, 6, 2]
+    assert errors.sum() / words.sum() == pytest.approx(wer(refs, hyps))
 
 
 def test_wer_rejects_bad_input():
