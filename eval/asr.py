@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import ctranslate2
 import faster_whisper
+import numpy as np
 import speech_recognition as sr
 from faster_whisper import WhisperModel
 
@@ -44,7 +44,7 @@ WHISPER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6
 WHISPER_BUNDLED = f"whisper-base@{WHISPER_SHA256[:12]}"  # identity of the bundled model
 WHISPER_BEAM_SIZE = 5
 # CTranslate2's int8 results depend on the threads it computes with: EmoDB 03+08 clean WER is 0.103
-# with OMP_NUM_THREADS=1 (how the bench and CI run) and 0.098 with it unset on a 2-core machine,
+# with OMP_NUM_THREADS=1 (how the bench runs) and 0.098 with it unset on a 2-core machine,
 # whatever ``cpu_threads`` says. Both belong to a transcript's identity.
 WHISPER_THREADS = 1
 
