@@ -25,8 +25,8 @@ def normalize(text: str) -> str:
 
 def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus word error rate: all edits over all reference words, on normalized text."""
-    refs, hyps = _normalized_pairs(references, hypotheses)
-    return float(jiwer.wer(refs, hyps))
+    errors, words = word_errors(references, hypotheses)
+    return float(errors.sum() / words.sum())
 
 
 def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +39,8 @@ def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[n
 
 def utterance_wers(references: Sequence[str], hypotheses: Sequence[str]) -> list[float]:
     """Word error rate of each (reference, hypothesis) pair, on normalized text."""
-    refs, hyps = _normalized_pairs(references, hypotheses)
-    return [float(jiwer.wer(r, h)) for r, h in zip(refs, hyps)]
+    errors, words = word_errors(references, hypotheses)
+    return (errors / words).tolist()
 
 
 def snr_db(clean: np.ndarray, cloaked: np.ndarray) -> float:

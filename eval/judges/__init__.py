@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -66,7 +67,7 @@ def checkpoint_path(name: str):
     return judges_dir() / REGISTRY[name][2]
 
 
-def load_judge(name: str, path=None) -> Judge:
+def load_judge(name: str, path: str | os.PathLike | None = None) -> Judge:
     """Judge ``name`` from its shipped checkpoint (or ``path``), verified against its ``.sha256``."""
     return _module(name).load(path or checkpoint_path(name), name, REGISTRY[name][1])
 
