@@ -554,6 +554,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--frontier", metavar="S,S,...", help="run at each neutralizer strength and plot hiding against quality")
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
     p.add_argument("--table", nargs="+", metavar="DIR", help="instead: print one table row per saved run folder")
+    p.add_argument("--adaptive", action="store_true",
+                   help="instead: retrain each probe judge on cloaked training clips (an attacker who adapts) and read the cloaked held-out clips")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=main_bench)
 
@@ -592,7 +594,14 @@ def main_bench(args) -> int:
             print(f"\r{what}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
             last["what"] = what
 
-    out = Path(args.out or f"bench_{args.mode}")
+    out = Path(args.out or f"{'adaptive' if args.adaptive else 'bench'}_{args.mode}")
+    if args.adaptive:
+        from cloak.eval.adaptive import format_adaptive, run_adaptive, write_adaptive
+
+        payload = run_adaptive(config, progress=progress)
+        write_adaptive(payload, out)
+        print(format_adaptive(payload))
+        return 0
     if args.frontier:
         try:
             strengths = [float(x) for x in args.frontier.split(",") if x.strip()]
