@@ -39,4 +39,7 @@ frontier & a=$!
 the_rest & b=$!
 wait "$a"
 wait "$b"
+# An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
+# default mode's cloaked audio comes from the caches filled above).
+cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
 cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
