@@ -34,7 +34,7 @@ NEUTRAL_SYLLABLE_RATE = 5.8  # syllable nuclei per second of phonation
 AP_BANDS_HZ = ((0.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
 NEUTRAL_AP_DB = (-25.4, -16.6, -4.5, -0.9)
 TARGET_RMS_DBFS = -24.0  # level of the active speech after neutralizing
-MAX_PAUSE_S = 0.25
+MAX_PAUSE_S = 0.12  # README: 0.25 s left sad clips their long silences, which retrained and RAVDESS judges read
 CROSSFADE_S = 0.01  # between the vocoder (voiced frames) and the input (consonants, pauses)
 # Vocal effort as the envelope's shape: band edges (Hz) and the two leading principal components of
 # how the EmoDB training speakers' voiced envelopes differ from their own neutral ones (66 % and
