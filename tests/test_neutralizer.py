@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from cloak.chain import MODES, Chain, split_points
-from cloak.neutralizer import (NEUTRAL_EFFORT, NeutralizeConfig, Neutralizer, active_frames, analyse,
-                               effort_coordinates, frame_level_db, overlap_add_copy, syllable_rate, voiced_mask)
+from cloak.neutralizer import (FRAME_PERIOD_MS, MAX_PAUSE_S, NEUTRAL_EFFORT, NeutralizeConfig, Neutralizer, active_frames,
+                               analyse, effort_coordinates, frame_level_db, overlap_add_copy, read_positions,
+                               syllable_rate, voiced_mask)
 
 
 def _read(held_out, name):
@@ -140,6 +141,24 @@ def test_slow_sad_speech_gets_faster_and_strength_zero_keeps_timing(held_out):
     rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
     assert rms(zero) == pytest.approx(rms(wave), rel=1e-3)
     assert rate_in < 5.0  # the clip really is slower than the neutral reference (5.8)
+
+
+def test_long_pauses_are_cut_to_the_cap_and_kept_at_strength_zero(held_out):
+    wave = _read(held_out, "03a01Nc.wav")
+    half = len(wave) // 2
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(16_000).astype(np.float32)  # 1 s of room tone
+    a = analyse(np.concatenate([wave[:half], quiet, wave[half:]]), 16_000)
+    inactive = ~active_frames(frame_level_db(a))
+
+    def longest_pause_s(cfg):
+        run = longest = 0
+        for pos in read_positions(a, cfg):
+            run = run + 1 if inactive[int(pos)] else 0
+            longest = max(longest, run)
+        return longest * FRAME_PERIOD_MS / 1000
+
+    assert longest_pause_s(NeutralizeConfig(strength=0.0)) > 0.9
+    assert longest_pause_s(NeutralizeConfig()) <= MAX_PAUSE_S + 0.01
 
 
 def test_neutralizer_rejects_bad_input():
