@@ -23,7 +23,7 @@ from cloak.chain import Chain
 from cloak.metrics import accuracy, uar
 from cloak.model import load_recognizer
 
-from .bench import BenchConfig, Clips, Progress, hiding_interval, hiding_ratio, held_out, process
+from .bench import BenchConfig, Clips, Progress, hiding_interval, hiding_ratio, held_out, process, write_texts
 
 CONDITIONS = ("shipped_clean", "shipped_cloaked", "adaptive_cloaked", "adaptive_clean")
 
@@ -118,8 +118,4 @@ def format_adaptive(payload: dict) -> str:
 
 def write_adaptive(payload: dict, out: Path) -> None:
     """``adaptive.json`` and ``adaptive.md`` in ``out`` (atomically)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("adaptive.json", json.dumps(payload, indent=2, default=str)), ("adaptive.md", format_adaptive(payload))):
-        tmp = out / f".{name}.part"
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(out / name)
+    write_texts(out, {"adaptive.json": json.dumps(payload, indent=2, default=str), "adaptive.md": format_adaptive(payload)})

@@ -447,16 +447,21 @@ def format_result(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def write_result(result: BenchResult, out: Path) -> None:
-    """``results.json`` and ``results.md`` in ``out`` (atomically)."""
+def write_texts(out: Path, texts: dict[str, str]) -> None:
+    """Each ``name: text`` as a file in ``out``, written atomically (temp file + rename)."""
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"config": asdict(result.config), "mode": result.mode, "seconds": round(result.seconds, 1),
-               "realtime_factor": result.realtime_factor,
-               "corpora": [asdict(c) for c in result.corpora]}
-    for name, text in (("results.json", json.dumps(payload, indent=2, default=str)), ("results.md", format_result(result))):
+    for name, text in texts.items():
         tmp = out / f".{name}.part"
         tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(out / name)
+
+
+def write_result(result: BenchResult, out: Path) -> None:
+    """``results.json`` and ``results.md`` in ``out`` (atomically)."""
+    payload = {"config": asdict(result.config), "mode": result.mode, "seconds": round(result.seconds, 1),
+               "realtime_factor": result.realtime_factor,
+               "corpora": [asdict(c) for c in result.corpora]}
+    write_texts(out, {"results.json": json.dumps(payload, indent=2, default=str), "results.md": format_result(result)})
 
 
 def run_frontier(config: BenchConfig, strengths: Sequence[float], out: Path,
@@ -552,7 +557,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="CUE=X",
                    help="change one neutralizer setting for an ablation, e.g. --set effort=0 (repeatable)")
     p.add_argument("--frontier", metavar="S,S,...", help="run at each neutralizer strength and plot hiding against quality")
-    p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: bench_MODE; --adaptive: adaptive_MODE)")
     p.add_argument("--table", nargs="+", metavar="DIR", help="instead: print one table row per saved run folder")
     p.add_argument("--adaptive", action="store_true",
                    help="instead: retrain each probe judge on cloaked training clips (an attacker who adapts) and read the cloaked held-out clips")
