@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,14 +35,7 @@ def training_clips(corpus: str, limit: int | None = None) -> Clips:
     if limit:
         clips = [clips[i] for i in np.linspace(0, len(clips) - 1, min(limit, len(clips))).round().astype(int)]
     return Clips(corpus, [c.path.name for c in clips], [read_wave(c.path) for c in clips],
-                 np.array([c.label for c in clips]), [""] * len(clips))
-
-
-def _speakers(corpus: str, names: Sequence[str]) -> list[str]:
-    from cloak.eval.judges.data import corpus_clips
-
-    by_name = {c.path.name: c.speaker for c in corpus_clips(corpus)[0]}
-    return [by_name[n] for n in names]
+                 np.array([c.label for c in clips]), [""] * len(clips), [c.speaker for c in clips])
 
 
 def adapt_judge(judge, train: Clips, train_cloaked: list[np.ndarray], held: Clips,
@@ -54,7 +46,7 @@ def adapt_judge(judge, train: Clips, train_cloaked: list[np.ndarray], held: Clip
 
     fid, n_classes = judge.meta["feature_id"], len(judge.classes)
     x_train = cached_features(fid, train_cloaked, judge.extract)
-    l2, cv = select_l2(x_train, train.labels, _speakers(train.corpus, train.names), n_classes)
+    l2, cv = select_l2(x_train, train.labels, train.speakers, n_classes)
     adaptive = fit_probe(x_train, train.labels, n_classes, l2)
     x_clean = cached_features(fid, held.waves, judge.extract)
     x_cloaked = cached_features(fid, held_cloaked, judge.extract)
@@ -82,7 +74,8 @@ def run_adaptive(config: BenchConfig, train_limit: int | None = None, progress: 
     chain = Chain(load_recognizer(), mode)
     corpora = []
     for corpus in config.corpora:
-        judges = [load_judge(n) for n in (config.judges or available_judges(corpus)) if n in available_judges(corpus)]
+        shipped = available_judges(corpus)
+        judges = [load_judge(n) for n in (config.judges or shipped) if n in shipped]
         judges = [j for j in judges if isinstance(j, ProbeJudge)]
         if not judges:
             continue

@@ -93,13 +93,14 @@ class BenchConfig:
 
 @dataclass
 class Clips:
-    """Held-out clips of one corpus: waves at 16 kHz, labels, names, reference texts."""
+    """Clips of one corpus: waves at 16 kHz, labels, names, reference texts, speakers."""
 
     corpus: str
     names: list[str]
     waves: list[np.ndarray]
     labels: np.ndarray
     texts: list[str]
+    speakers: list[str]
 
 
 def held_out(corpus: str, limit: int | None = None) -> Clips:
@@ -114,7 +115,7 @@ def held_out(corpus: str, limit: int | None = None) -> Clips:
     else:
         texts = [RAVDESS_TEXTS[c.path.name.split("-")[4]] for c in clips]
     return Clips(corpus, [c.path.name for c in clips], [read_wave(c.path) for c in clips],
-                 np.array([c.label for c in clips]), texts)
+                 np.array([c.label for c in clips]), texts, [c.speaker for c in clips])
 
 
 def mode_key(mode: Mode) -> str:
@@ -382,7 +383,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
     scores = ScoreCache(cache_dir() / "scores.jsonl")
     results, timing = [], Timing()
     for corpus in config.corpora:
-        names = [j for j in (config.judges or available_judges(corpus)) if j in available_judges(corpus)]
+        shipped = available_judges(corpus)
+        names = [j for j in (config.judges or shipped) if j in shipped]
         if not names:
             log.warning("no judge for %s: skipped", corpus)
             continue
