@@ -23,12 +23,13 @@ the_rest() {
   cloak bench --mode neutral --corpus ravdess --out "$out/neutral_ravdess" -q
   cloak bench --mode subtle --corpus emodb --no-asr --out "$out/subtle" -q  # its WER: cloak sweep (eval/results/wave_pseudo)
   # Ablation at the default on EmoDB (judges only; the listener's cost of each strength is in the
-  # frontier): each cue left out, the adversarial stage added on top, and the build before last
+  # frontier): each cue left out; the adversarial stage added on top (with the listener's figures:
+  # it is what reaches the ComParE judge, at a cost in WER); and the build before last
   # (loudness on, effort corrected per 45 ms, loudness per 105 ms, no tolerance) with the listener's figures.
   for cue in pitch_range pitch_level effort rate voice_quality; do
     cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
   done
-  cloak bench --mode neutral --corpus emodb --no-quality --attack medium --out "$out/ablation/with_attack" -q
+  cloak bench --mode neutral --corpus emodb --attack medium --out "$out/ablation/with_attack" -q
   # No tolerance: every cue moved all the way to the neutral reference (the previous default).
   cloak bench --mode neutral --corpus emodb --set tolerance=0 --out "$out/ablation/without_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \

@@ -29,13 +29,15 @@ __all__ = ["Judge", "JudgeError", "available_judges", "add_judge_parser", "evalu
 # families are trained once per corpus, each checkpoint on that corpus's training speakers only.
 REGISTRY: dict[str, tuple[str, str, str]] = {
     "gru-mel": ("gru_mel", "emodb", "gru_mel.pt"),
-    "egemaps-svm": ("egemaps", "emodb", "egemaps_svm.npz"),
+    "egemaps-svm": ("smile", "emodb", "egemaps_svm.npz"),
     "whisper-probe": ("whisper_probe", "emodb", "whisper_probe.npz"),
     "speaker-probe": ("speaker_probe", "emodb", "speaker_probe.npz"),
+    "compare-svm": ("smile", "emodb", "compare_svm.npz"),
     "ravdess-mfcc": ("ravdess_mfcc", "ravdess", "ravdess_mfcc.pt"),
-    "ravdess-egemaps": ("egemaps", "ravdess", "ravdess_egemaps.npz"),
+    "ravdess-egemaps": ("smile", "ravdess", "ravdess_egemaps.npz"),
     "ravdess-whisper-probe": ("whisper_probe", "ravdess", "ravdess_whisper_probe.npz"),
     "ravdess-speaker-probe": ("speaker_probe", "ravdess", "ravdess_speaker_probe.npz"),
+    "ravdess-compare": ("smile", "ravdess", "ravdess_compare.npz"),
 }
 HELD_OUT_NAMES = {"emodb": "EmoDB speakers 03+08", "ravdess": "RAVDESS actors 17-20"}
 
