@@ -23,13 +23,16 @@ import numpy as np
 from .probe import ProbeJudge, load_probe_judge, train_probe_judge
 
 SAMPLE_RATE = 16_000
-# judge name -> (openSMILE feature set, family line)
-FEATURE_SETS = {
-    "egemaps-svm": ("eGeMAPSv02", "eGeMAPSv02 functionals (88, openSMILE) -> standardize -> linear logistic classifier"),
-    "ravdess-egemaps": ("eGeMAPSv02", "eGeMAPSv02 functionals (88, openSMILE) -> standardize -> linear logistic classifier"),
-    "compare-svm": ("ComParE_2016", "ComParE 2016 functionals (6373, openSMILE) -> standardize -> linear logistic classifier"),
-    "ravdess-compare": ("ComParE_2016", "ComParE 2016 functionals (6373, openSMILE) -> standardize -> linear logistic classifier"),
-}
+# openSMILE feature set -> (name shown, functionals per clip); each judge's feature set
+SETS = {"eGeMAPSv02": ("eGeMAPSv02", 88), "ComParE_2016": ("ComParE 2016", 6373)}
+JUDGE_SETS = {"egemaps-svm": "eGeMAPSv02", "ravdess-egemaps": "eGeMAPSv02",
+              "compare-svm": "ComParE_2016", "ravdess-compare": "ComParE_2016"}
+
+
+def family(feature_set: str) -> str:
+    """The family line of a judge on ``feature_set``."""
+    shown, n = SETS[feature_set]
+    return f"{shown} functionals ({n}, openSMILE) -> standardize -> linear logistic classifier"
 
 
 @functools.lru_cache(maxsize=2)
@@ -54,10 +57,10 @@ def extractor(feature_set: str):
 
 
 def load(path: Path, name: str, corpus: str) -> ProbeJudge:
-    feature_set, family = FEATURE_SETS[name]
-    return load_probe_judge(path, name, family, corpus, extractor(feature_set))
+    feature_set = JUDGE_SETS[name]
+    return load_probe_judge(path, name, family(feature_set), corpus, extractor(feature_set))
 
 
 def train(path: Path, name: str, corpus: str) -> dict:
-    feature_set, family = FEATURE_SETS[name]
-    return train_probe_judge(path, name, family, corpus, _feature_id(feature_set), extractor(feature_set))
+    feature_set = JUDGE_SETS[name]
+    return train_probe_judge(path, name, family(feature_set), corpus, _feature_id(feature_set), extractor(feature_set))
