@@ -33,6 +33,7 @@ NEUTRAL_SYLLABLE_RATE = 5.8  # syllable nuclei per second of phonation
 # Median aperiodicity (dB) of voiced speech in 0-1, 1-2, 2-4 and 4-8 kHz: breathiness / pressed voice.
 AP_BANDS_HZ = ((0.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
 NEUTRAL_AP_DB = (-25.4, -16.6, -4.5, -0.9)
+TARGET_RMS_DBFS = -24.0  # level of the active speech after neutralizing
 MAX_PAUSE_S = 0.12  # README: 0.25 s left sad clips their long silences, which retrained and RAVDESS judges read
 CROSSFADE_S = 0.01  # between the vocoder (voiced frames) and the input (consonants, pauses)
 # Vocal effort as the envelope's shape: band edges (Hz) and the two leading principal components of
@@ -61,7 +62,7 @@ class NeutralizeConfig:
 
     ``pitch_range``: shrink the F0 excursions around the utterance's level.
     ``pitch_level``: move the F0 level toward where a neutral voice sits above its floor.
-    ``loudness``: flatten frame-level loudness dynamics (the output keeps the input's level of active speech).
+    ``loudness``: flatten frame-level loudness dynamics (the output level is always normalized).
     Off by default: at calm 1 it hid more only from the Whisper probe (0.68 against 0.51) and cost
     WER +0.027, speaker similarity 0.02 and DNSMOS 0.07 (README: the ablation); ``--flatten-loudness``.
     ``effort``: move the envelope's balance of low against high frequencies (vocal effort) toward neutral.
@@ -383,22 +384,16 @@ def voiced_mask(f0: np.ndarray, hop: int, length: int, fade: int) -> np.ndarray:
     return np.convolve(m, np.ones(fade) / fade, mode="same") if fade > 1 else m
 
 
-def active_level_dbfs(wave: np.ndarray, hop: int = 160) -> float | None:
-    """RMS (dBFS) of the active speech: the ``hop``-sample frames within 35 dB of the loud end (None if shorter)."""
+def normalize_level(wave: np.ndarray, target_dbfs: float = TARGET_RMS_DBFS, peak: float = 0.98) -> np.ndarray:
+    """Scale so the active speech's RMS is ``target_dbfs`` (10 ms frames, top-level ones), peak-limited."""
+    hop = 160
     n = len(wave) // hop
     if n == 0:
-        return None
-    rms = np.sqrt(np.mean(wave[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1) + 1e-20)
+        return wave
+    rms = np.sqrt(np.mean(wave[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-20)
     db = 20 * np.log10(rms)
     active = db > np.percentile(db, 98) - 35
-    return float(10 * np.log10(np.mean(rms[active] ** 2)))
-
-
-def normalize_level(wave: np.ndarray, target_dbfs: float | None, peak: float = 0.98) -> np.ndarray:
-    """Scale so the active speech's RMS is ``target_dbfs`` (:func:`active_level_dbfs`), peak-limited."""
-    current = active_level_dbfs(wave)
-    if current is None or target_dbfs is None:
-        return wave.astype(np.float32)
+    current = 10 * np.log10(np.mean(rms[active] ** 2))
     gain = 10 ** ((target_dbfs - current) / 20)
     top = float(np.abs(wave).max()) * gain
     if top > peak:
@@ -439,6 +434,11 @@ class Neutralizer:
         # The new pitch keeps the input's voicing, so the retimed F0 marks where the vocoder speaks.
         mask = voiced_mask(retimed.f0, hop, len(voice), round(sample_rate * CROSSFADE_S))
         out = (mask * voice + (1 - mask) * copy).astype(np.float32)
-        # The user's own level of speech: a fixed level (-24 dBFS until this build) was 13 dB above
-        # RAVDESS's recordings, and judges trained there read the louder clip as another emotion (README).
-        return normalize_level(out, active_level_dbfs(wave))
+        return normalize_level(out) if cfg.strength > 0 else _match_level(out, wave)
+
+
+def _match_level(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Give ``out`` the RMS of ``ref`` (strength 0: the vocoder alone, at the input's level)."""
+    r_out = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    r_ref = float(np.sqrt(np.mean(ref.astype(np.float64) ** 2)))
+    return (out * (r_ref / r_out)).astype(np.float32) if r_out > 0 else out
