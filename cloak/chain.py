@@ -9,6 +9,10 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
   (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer
   reads; the voice sounds calmer.
 
+Either mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly moving
+equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families too.
+Stages run in this order: neutralize -> band gains -> sample-level attack.
+
 The neutralizer re-synthesizes the voice (WORLD) at the file's rate up to :data:`MAX_WORK_RATE`,
 in segments cut at pauses so memory stays bounded; the attack stage, when present, works at
 16 kHz on the neutralized audio as :class:`cloak.cloaker.Cloaker` does on the original.
@@ -24,6 +28,7 @@ import torch
 from torch import nn
 
 from cloak.audio import check_wave, resample, to_mono
+from cloak.bandgain import BandGain, BandGainConfig
 from cloak.cloaker import STRENGTHS, CloakConfig, Cloaker, CloakReport, make_report, snr_db
 from cloak.emodb import EMOTIONS
 from cloak.features import SAMPLE_RATE
@@ -44,6 +49,11 @@ class Mode:
     summary: str
     neutralize: NeutralizeConfig | None = None
     attack: CloakConfig | None = None
+    bands: BandGainConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.bands is not None and self.neutralize is None:
+            raise ValueError(f"the band-gain stage runs on the neutralizer's output; mode {self.name!r} has none (use --mode neutral)")
 
     @property
     def keeps_timing(self) -> bool:
@@ -95,6 +105,7 @@ class Chain:
         self.mode = mode
         self.neutralizer = Neutralizer(mode.neutralize) if mode.neutralize is not None else None
         self.cloaker = Cloaker(model, mode.attack or CloakConfig(steps=0), device)
+        self.bander = BandGain(model, mode.bands, device) if mode.bands is not None else None
 
     @property
     def steps(self) -> int:
@@ -133,17 +144,18 @@ class Chain:
             return (out if wave.ndim == 2 else out[:, 0]), report
         mono = to_mono(data)
         work_rate = min(sample_rate, MAX_WORK_RATE)
-        stages = 1 + (self.steps > 0)
-        report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), stages * 100))) if progress else None
+        stages = [self.neutralize] + [s for s in (self.bander, self.steps > 0) if s]
+        report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), len(stages) * 100))) if progress else None
         neutral = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
                                   report_stage(0) if report_stage else None)
         clean16 = resample(mono, sample_rate, SAMPLE_RATE)
+        if self.bander is not None:
+            n16 = resample(neutral, work_rate, SAMPLE_RATE)
+            neutral = self._add16(neutral, self.bander(n16, report_stage(1) if report_stage else None) - n16, work_rate)
         if self.steps > 0:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(1) if report_stage else None)
-            delta = resample(delta16, SAMPLE_RATE, work_rate)[: len(neutral)]
-            neutral = neutral.copy()
-            neutral[: len(delta)] += delta
+            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(len(stages) - 1) if report_stage else None)
+            neutral = self._add16(neutral, delta16, work_rate)
         out = resample(neutral, work_rate, sample_rate)
         before = self.surrogate_probs(clean16)
         after = self.surrogate_probs(resample(out, sample_rate, SAMPLE_RATE))
@@ -152,6 +164,14 @@ class Chain:
         report.mode = self.mode.name
         report.duration_out_s = out.shape[0] / sample_rate
         return (out if wave.ndim == 2 else out[:, 0]), report
+
+    @staticmethod
+    def _add16(wave: np.ndarray, delta16: np.ndarray, rate: int) -> np.ndarray:
+        """``wave`` (at ``rate``) plus a change computed at 16 kHz, resampled to ``rate``."""
+        delta = resample(delta16, SAMPLE_RATE, rate)[: len(wave)]
+        out = wave.copy()
+        out[: len(delta)] += delta
+        return out
 
     def surrogate_probs(self, wave16: np.ndarray) -> np.ndarray:
         """The surrogate's emotion distribution for 16 kHz mono audio (windows averaged)."""

@@ -93,6 +93,13 @@ def _mode(args: argparse.Namespace):
             mode = mode.flatten_loudness()
         except ValueError as e:
             raise ValueError(f"--flatten-loudness: {e}") from None
+    if args.band_gain is not None:
+        from cloak.bandgain import BandGainConfig
+
+        try:
+            mode = replace(mode, bands=BandGainConfig(max_gain_db=args.band_gain))
+        except ValueError as e:
+            raise ValueError(f"--band-gain: {e}") from None
     return mode
 
 
@@ -263,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flatten-loudness", action="store_true",
                    help="neutral mode: also flatten loudness dynamics (hides more from some recognizers, "
                         "costs clarity: more word errors, a less similar voice; see the README's ablation)")
+    s.add_argument("--band-gain", type=float, metavar="DB",
+                   help="neutral mode: also move an equalizer by up to DB dB per band, crafted against the surrogate "
+                        "(e.g. 3; reaches other recognizers too, costs some clarity: README)")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

@@ -110,7 +110,7 @@ def window_starts(n: int, window: int, overlap: int) -> list[int]:
     return [round(i * (n - window) / k) for i in range(k + 1)]
 
 
-def _fade_weights(length: int, ramp_in: int, ramp_out: int) -> np.ndarray:
+def fade_weights(length: int, ramp_in: int, ramp_out: int) -> np.ndarray:
     w = np.ones(length, dtype=np.float32)
     if ramp_in:
         w[:ramp_in] = (np.arange(ramp_in) + 0.5) / ramp_in
@@ -189,7 +189,7 @@ class Cloaker:
             step_cb = (lambda s, done=done: progress(done + s, total)) if progress else None
             delta = (attack(x, bound, clean_probs=clean, callback=step_cb) - x).cpu().numpy()
             for s, d in zip(chunk, delta):
-                w = _fade_weights(win, overlap if s > 0 else 0, overlap if s + win < n else 0)
+                w = fade_weights(win, overlap if s > 0 else 0, overlap if s + win < n else 0)
                 num[s:s + win] += w * d
                 den[s:s + win] += w
         np.divide(num, den, out=num)

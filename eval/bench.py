@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cloak.bandgain import BandGainConfig
 from cloak.chain import DEFAULT_MODE, MODES, Chain, Mode
 from cloak.cloaker import STRENGTHS
 from cloak.metrics import accuracy, uar
@@ -60,6 +61,8 @@ class BenchConfig:
     seed: int = 0
     overrides: tuple[tuple[str, float], ...] = ()  # neutralizer settings changed for an ablation
     attack: str | None = None  # add/replace the adversarial stage with this strength preset
+    band_gain: float | None = None  # add the band-gain stage, up to this many dB per band
+    band_control: bool = False  # ... with random signs instead of crafted gains (its control)
 
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class BenchConfig:
             mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
         if self.attack is not None:
             mode = replace(mode, attack=STRENGTHS[self.attack])
+        if self.band_gain is not None:
+            mode = replace(mode, bands=BandGainConfig(max_gain_db=self.band_gain, crafted=not self.band_control))
         s = self.strength if strength is None else strength
         if mode.neutralize is not None and s is not None:
             mode = mode.with_strength(s)
@@ -87,7 +92,7 @@ class BenchConfig:
     def zero_mode(self) -> Mode:
         mode = MODES[self.mode]
         if mode.neutralize is not None:
-            return replace(mode.with_strength(0.0), attack=None)
+            return replace(mode.with_strength(0.0), attack=None, bands=None)
         return replace(mode, attack=replace(mode.attack, steps=0)) if mode.attack else mode
 
 
@@ -120,12 +125,14 @@ def held_out(corpus: str, limit: int | None = None) -> Clips:
 
 def mode_key(mode: Mode) -> str:
     """A short stable hash of a mode's settings and the code that shapes its output."""
+    import cloak.bandgain
     import cloak.chain
     import cloak.cloaker
     import cloak.neutralizer
 
     h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
-    modules = (cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
+    modules = ((cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
+               + ((cloak.bandgain,) if mode.bands is not None else ()))
     for m in modules:
         h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
@@ -412,6 +419,8 @@ def format_result(result: BenchResult) -> str:
     cfg = result.config
     lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
              + (f", attack stage {cfg.attack}" if cfg.attack else "")
+             + (f", band gains ±{cfg.band_gain:g} dB" + (" (random signs: the control)" if cfg.band_control else " (crafted)")
+                if cfg.band_gain is not None else "")
              + "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in cfg.overrides)
              + (f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)" if result.realtime_factor is not None
                 else "; cloaked audio from the cache (not timed)"), ""]
@@ -551,6 +560,9 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES))
     p.add_argument("--strength", type=float, help="neutralizer strength 0..1 (default: the mode's)")
     p.add_argument("--attack", choices=list(STRENGTHS), help="add (or set) the adversarial stage with this preset")
+    p.add_argument("--band-gain", type=float, metavar="DB", help="add the band-gain stage (moving equalizer, up to DB dB per band)")
+    p.add_argument("--band-control", action="store_true",
+                   help="with --band-gain: random signs instead of crafted gains (the stage's own control)")
     p.add_argument("--corpus", action="append", choices=list(LANGUAGES), help="corpus to use (repeatable; default both)")
     p.add_argument("--judge", action="append", help="judge name (repeatable; default every shipped judge)")
     p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")
@@ -591,7 +603,7 @@ def main_bench(args) -> int:
     config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
                          judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
                          quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set),
-                         attack=args.attack)
+                         attack=args.attack, band_gain=args.band_gain, band_control=args.band_control)
     last = {"what": ""}
 
     def progress(what: str, done: int, total: int) -> None:

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from cloak.audio import AudioError, AudioInfo, check_wave, info_for, load_audio, write_audio
+from cloak.bandgain import BandGainConfig
 from cloak.chain import MODES, Mode
 from cloak.cloaker import STRENGTHS, CloakConfig
 
 RECORDING_NAME = "recording"
+BAND_GAIN_DB = BandGainConfig().max_gain_db  # the GUI's "Moving equalizer" switch
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ def make_config(strength: str, *, steps: int | None = None, epsilon: float | Non
 
 
 def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | None = None,
-              flatten_loudness: bool = False) -> Mode:
-    """Mode ``name`` with the neutralizer's ``calm`` (0..1) and loudness switch, or the subtle attack's settings.
+              flatten_loudness: bool = False, band_gain: float | None = None) -> Mode:
+    """Mode ``name`` with the neutralizer's ``calm`` (0..1), loudness switch and band-gain stage
+    (``band_gain`` dB, :mod:`cloak.bandgain`), or the subtle attack's settings.
 
-    ``calm`` and ``flatten_loudness`` apply to modes with a neutralizer, ``attack`` to modes with an attack
-    stage; ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
+    ``calm``, ``flatten_loudness`` and ``band_gain`` apply to modes with a neutralizer, ``attack`` to
+    modes with an attack stage; ``None`` keeps the preset's value. Raises ``ValueError`` with a readable message.
     """
     if name not in MODES:
         raise ValueError(f"unknown mode {name!r}; choose one of {', '.join(MODES)}")
@@ -76,6 +79,8 @@ def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | Non
         mode = mode.with_strength(calm)
     if flatten_loudness and mode.neutralize is not None:
         mode = mode.flatten_loudness()
+    if band_gain is not None and mode.neutralize is not None:
+        mode = replace(mode, bands=BandGainConfig(max_gain_db=band_gain))
     if attack is not None and mode.attack is not None:
         mode = replace(mode, attack=attack)
     return mode

@@ -156,6 +156,10 @@ class MainWindow(QMainWindow):
         self.loudness_check.setToolTip("Even out loud and soft stretches as well: hides the emotion from more "
                                        "recognizers, but words come through less clearly (README: the ablation)")
         lay.addWidget(self.loudness_check)
+        self.bands_check = QCheckBox(f"Moving equalizer (±{session.BAND_GAIN_DB:g} dB)")
+        self.bands_check.setToolTip("Also move the balance of frequency bands slightly, crafted against cloak's "
+                                    "own recognizer: reaches other recognizers too, costs some clarity (README)")
+        lay.addWidget(self.bands_check)
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         left.addWidget(box)
 
@@ -279,7 +283,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(self.busy)
         mode = MODES[self.mode_combo.currentData()]
         self.mode_combo.setEnabled(not self.busy)
-        for w in (self.calm_label, self.calm_slider, self.calm_value, self.loudness_check):
+        for w in (self.calm_label, self.calm_slider, self.calm_value, self.loudness_check, self.bands_check):
             w.setEnabled(not self.busy and mode.neutralize is not None)
         self.strength_box.setEnabled(not self.busy and mode.attack is not None)
         self.play_original_button.setEnabled(self.source is not None and not recording)
@@ -449,7 +453,8 @@ class MainWindow(QMainWindow):
         name = self.mode_combo.currentData()
         attack = self.config() if MODES[name].attack is not None else None
         return session.make_mode(name, calm=self.calm_slider.value() / 100, attack=attack,
-                                 flatten_loudness=self.loudness_check.isChecked())
+                                 flatten_loudness=self.loudness_check.isChecked(),
+                                 band_gain=session.BAND_GAIN_DB if self.bands_check.isChecked() else None)
 
     def set_mode(self, name: str, calm: float | None = None) -> None:
         """Choose a mode and, for a neutralizing one, how calm (0..1) the delivery becomes."""

@@ -177,6 +177,9 @@ def test_make_mode_sets_calm_or_attack_and_rejects_bad_values():
     assert session.make_mode("neutral", flatten_loudness=True).neutralize.loudness == 1.0
     assert session.make_mode("neutral").neutralize.loudness == 0.0
     assert session.make_mode("subtle", flatten_loudness=True) == MODES["subtle"]  # nothing to flatten
+    assert session.make_mode("neutral").bands is None
+    assert session.make_mode("neutral", band_gain=2.0).bands.max_gain_db == 2.0
+    assert session.make_mode("subtle", band_gain=2.0) == MODES["subtle"]  # the stage follows the neutralizer
     with pytest.raises(ValueError, match="unknown mode"):
         session.make_mode("loud")
     with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
@@ -268,7 +271,7 @@ def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     assert MODES["subtle"].summary[1:] in w.mode_help.text()
     assert w.mode().attack == STRENGTHS[w.strength_combo.currentData()] and w.mode().neutralize is None
 
-    assert not w.loudness_check.isEnabled()
+    assert not w.loudness_check.isEnabled() and not w.bands_check.isEnabled()
 
     w.set_mode("neutral", calm=0.35)
     assert w.calm_slider.isEnabled() and not w.strength_box.isEnabled() and w.calm_value.text() == "35 %"
@@ -276,6 +279,9 @@ def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     assert w.loudness_check.isEnabled() and not w.loudness_check.isChecked()
     qtbot.mouseClick(w.loudness_check, Qt.LeftButton, pos=QPoint(8, w.loudness_check.height() // 2))  # on the box
     assert w.mode().neutralize.loudness == 1.0 and w.mode() == MODES["neutral"].with_strength(0.35).flatten_loudness()
+    assert w.bands_check.isEnabled() and w.mode().bands is None
+    qtbot.mouseClick(w.bands_check, Qt.LeftButton, pos=QPoint(8, w.bands_check.height() // 2))
+    assert w.mode().bands is not None and w.mode().bands.max_gain_db == session.BAND_GAIN_DB
 
 
 def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):

@@ -1,0 +1,98 @@
+"""The band-gain stage: a moving equalizer crafted on the surrogate (cloak.bandgain)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from cloak.bandgain import BandGain, BandGainConfig, band_centres_hz, band_weights
+from cloak.chain import MODES, Chain, Mode
+
+
+def _read(held_out, name: str) -> np.ndarray:
+    return sf.read(str(next(u for u in held_out if u.path.name == name).path), dtype="float32")[0]
+
+
+def test_band_weights_partition_each_bin_and_peak_at_the_centres():
+    w = band_weights(16)
+    assert w.shape == (257, 16)
+    assert torch.allclose(w.sum(1), torch.ones(257))
+    centres = band_centres_hz(16)
+    assert centres[0] == pytest.approx(50, abs=0.5) and centres[-1] == pytest.approx(7800, abs=1)
+    assert np.all(np.diff(centres) > 0)
+    for b in (3, 8, 12):  # the bin nearest a centre belongs mostly to that band
+        k = round(centres[b] / 31.25)
+        assert int(w[k].argmax()) == b and w[k, b] > 0.8
+    assert w[0, 0] == 1 and w[-1, -1] == 1  # beyond the outer centres: the outer band
+
+
+def test_zero_gains_give_the_input_back(clip, recognizer):
+    wave = clip[0]
+    stage = BandGain(recognizer)
+    x = torch.from_numpy(wave)
+    spec = torch.stft(x, 512, 128, window=stage.window, return_complex=True)
+    y = stage._apply(spec, torch.zeros(16, 5), len(x))
+    assert torch.allclose(y, x, atol=1e-5)
+
+
+def test_crafted_gains_move_the_surrogate_more_than_random_ones(held_out, recognizer):
+    """Same size, different direction: only the crafted gains pull the surrogate off its reading."""
+    drops = {}
+    for crafted in (True, False):
+        stage = BandGain(recognizer, BandGainConfig(max_gain_db=3.0, crafted=crafted))
+        d = []
+        for name in ("03a01Wa.wav", "08a02Fe.wav", "03a05Tc.wav"):
+            wave = _read(held_out, name)
+            x = torch.from_numpy(wave)
+            g = stage.gains(x)
+            assert g.shape[0] == 16 and float(g.abs().max()) <= 3.0 + 1e-6
+            with torch.no_grad():
+                before = torch.softmax(recognizer(x[None]), -1)[0]
+                after = torch.softmax(recognizer(torch.from_numpy(stage(wave))[None]), -1)[0]
+            d.append(float(before.max() - after[before.argmax()]))
+        drops[crafted] = np.mean(d)
+    assert drops[True] > 0.3 and drops[True] > drops[False] + 0.2
+
+
+def test_random_control_is_full_size_and_seeded(clip, recognizer):
+    x = torch.from_numpy(clip[0])
+    a = BandGain(recognizer, BandGainConfig(max_gain_db=2.0, crafted=False, seed=1)).gains(x)
+    b = BandGain(recognizer, BandGainConfig(max_gain_db=2.0, crafted=False, seed=1)).gains(x)
+    c = BandGain(recognizer, BandGainConfig(max_gain_db=2.0, crafted=False, seed=2)).gains(x)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.all(a.abs() == 2.0)
+
+
+def test_long_audio_is_windowed_and_silence_stays_silent(clip, recognizer):
+    wave = clip[0]
+    long = np.concatenate([wave, wave, np.zeros(16_000, np.float32), wave, wave, wave]).astype(np.float32)
+    stage = BandGain(recognizer, BandGainConfig(window_s=4.0, overlap_s=0.5, steps=2))
+    out = stage(long)
+    assert out.shape == long.shape and np.isfinite(out).all()
+    gap = slice(2 * len(wave) + 1_600, 2 * len(wave) + 16_000 - 1_600)  # 0.1 s inside the pause
+    assert np.abs(out[gap]).max() < 1e-4
+    ratio = np.sqrt(np.mean(out ** 2) / np.mean(long ** 2))
+    assert 10 ** (-3 / 20) <= ratio <= 10 ** (3 / 20)  # a gain of at most 3 dB anywhere
+
+
+def test_config_rejects_bad_values_and_the_stage_needs_a_neutralizer():
+    for bad in ({"max_gain_db": 0}, {"max_gain_db": 20}, {"bands": 1}, {"control_s": 0.001},
+                {"steps": 0}, {"objective": "nope"}, {"overlap_s": 5.0}):
+        with pytest.raises(ValueError):
+            BandGainConfig(**bad)
+    with pytest.raises(ValueError, match="neutral"):
+        Mode("subtle", "x", attack=MODES["subtle"].attack, bands=BandGainConfig())
+
+
+def test_chain_runs_the_stage_after_the_neutralizer(held_out, recognizer):
+    from dataclasses import replace
+
+    wave = _read(held_out, "08a02Tb.wav")
+    plain, _ = Chain(recognizer, MODES["neutral"]).cloak(wave, 16_000)
+    banded, report = Chain(recognizer, replace(MODES["neutral"], bands=BandGainConfig())).cloak(wave, 16_000)
+    assert banded.shape == plain.shape and np.isfinite(banded).all()
+    change_db = 10 * np.log10(np.sum((banded - plain) ** 2) / np.sum(plain ** 2))
+    assert -40 < change_db < -5  # an equalizer's change, not noise nor a new signal
+    top = max(report.probs_before, key=report.probs_before.get)
+    assert report.probs_after[top] < report.probs_before[top]
