@@ -34,6 +34,13 @@ the_rest() {
   cloak bench --mode neutral --corpus emodb --set tolerance=0 --out "$out/ablation/without_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
     --set tolerance=0 --out "$out/ablation/fast_corrections" -q
+  # The band-gain stage (a moving equalizer crafted on the surrogate) at +-3 and +-1.5 dB, and its
+  # control: the same +-3 dB with random signs; on both corpora.
+  for c in emodb ravdess; do
+    cloak bench --mode neutral --corpus "$c" --band-gain 3 --out "$out/band_gain/${c}_3db" -q
+    cloak bench --mode neutral --corpus "$c" --band-gain 3 --band-control --out "$out/band_gain/${c}_3db_random" -q
+  done
+  cloak bench --mode neutral --corpus emodb --band-gain 1.5 --out "$out/band_gain/emodb_1.5db" -q
 }
 
 frontier & a=$!
@@ -43,4 +50,4 @@ wait "$b"
 # An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
 # default mode's cloaked audio comes from the caches filled above).
 cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
-cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* | tee "$out/summary.md"
