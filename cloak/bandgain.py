@@ -33,8 +33,9 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class BandGainConfig:
     """How the equalizer may move: ``max_gain_db`` per band, ``bands`` mel-spaced bands, a control
-    point every ``control_s`` seconds; ``steps`` sign steps with ``momentum``; windows of ``window_s``
-    seconds overlapping by ``overlap_s`` for long recordings."""
+    point every ``control_s`` seconds; ``steps`` sign steps with ``momentum`` on ``objective`` (a name
+    in :data:`cloak.attacks.OBJECTIVES`); ``crafted=False``: random signs drawn with ``seed`` (the
+    control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings."""
 
     max_gain_db: float = 3.0
     bands: int = 16
@@ -62,12 +63,16 @@ class BandGainConfig:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
 
 
+def _centres_mel(bands: int) -> torch.Tensor:
+    return torch.linspace(float(hz_to_mel(F_LOW)), float(hz_to_mel(F_HIGH)), bands, dtype=torch.float64)
+
+
 def band_weights(bands: int, n_freqs: int = N_FFT // 2 + 1, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """``(n_freqs, bands)`` weights spreading each band's gain over the STFT bins: triangles with
     centres equally spaced in mel from :data:`F_LOW` to :data:`F_HIGH`, each row summing to 1
     (bins beyond the outer centres follow the outer band)."""
     mel = hz_to_mel(torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64))
-    centres = torch.linspace(float(hz_to_mel(F_LOW)), float(hz_to_mel(F_HIGH)), bands, dtype=torch.float64)
+    centres = _centres_mel(bands)
     w = torch.clamp(1 - (mel[:, None] - centres[None, :]).abs() / (centres[1] - centres[0]), min=0.0)
     w[mel <= centres[0], 0] = 1.0
     w[mel >= centres[-1], -1] = 1.0
@@ -76,7 +81,7 @@ def band_weights(bands: int, n_freqs: int = N_FFT // 2 + 1, sample_rate: int = S
 
 def band_centres_hz(bands: int) -> np.ndarray:
     """The centre frequency (Hz) of each band of :func:`band_weights`."""
-    return mel_to_hz(torch.linspace(float(hz_to_mel(F_LOW)), float(hz_to_mel(F_HIGH)), bands)).numpy()
+    return mel_to_hz(_centres_mel(bands)).numpy()
 
 
 class BandGain:
@@ -100,10 +105,13 @@ class BandGain:
         gain = 10 ** ((self.weights @ curves) / 20)
         return torch.istft(spec * gain, N_FFT, HOP, window=self.window, length=length)
 
-    def gains(self, x: torch.Tensor) -> torch.Tensor:
-        """The ``(bands, points)`` gains in dB for one window ``x`` ``(samples,)``."""
+    def _stft(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
+
+    def gains(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``(bands, points)`` gains in dB for one window ``x`` ``(samples,)`` (``spec``: its STFT, if known)."""
         cfg = self.config
-        spec = torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
+        spec = self._stft(x) if spec is None else spec
         points = max(2, int(np.ceil(len(x) / SAMPLE_RATE / cfg.control_s)) + 1)
         if not cfg.crafted:
             rng = np.random.default_rng(cfg.seed)
@@ -138,9 +146,9 @@ class BandGain:
         den = np.zeros(n, dtype=np.float32)
         for i, s in enumerate(starts):
             x = torch.from_numpy(np.ascontiguousarray(wave[s:s + win], dtype=np.float32)).to(self.device)
-            g = self.gains(x)
+            spec = self._stft(x)
+            g = self.gains(x, spec)
             with torch.no_grad():
-                spec = torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
                 delta = (self._apply(spec, g, len(x)) - x).cpu().numpy()
             w = fade_weights(win, overlap if s > 0 else 0, overlap if s + win < n else 0)
             num[s:s + win] += w * delta

@@ -1,4 +1,4 @@
-"""Cloaking modes: a chain of stages (neutralize -> attack) over one recording.
+"""Cloaking modes: a chain of stages (neutralize -> band gains -> attack) over one recording.
 
 A mode is a preset: a list of stage configs, so an ablation is a mode with a stage left out.
 
@@ -144,8 +144,8 @@ class Chain:
             return (out if wave.ndim == 2 else out[:, 0]), report
         mono = to_mono(data)
         work_rate = min(sample_rate, MAX_WORK_RATE)
-        stages = [self.neutralize] + [s for s in (self.bander, self.steps > 0) if s]
-        report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), len(stages) * 100))) if progress else None
+        stages = 1 + (self.bander is not None) + (self.steps > 0)
+        report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), stages * 100))) if progress else None
         neutral = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
                                   report_stage(0) if report_stage else None)
         clean16 = resample(mono, sample_rate, SAMPLE_RATE)
@@ -154,7 +154,7 @@ class Chain:
             neutral = self._add16(neutral, self.bander(n16, report_stage(1) if report_stage else None) - n16, work_rate)
         if self.steps > 0:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(len(stages) - 1) if report_stage else None)
+            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(stages - 1) if report_stage else None)
             neutral = self._add16(neutral, delta16, work_rate)
         out = resample(neutral, work_rate, sample_rate)
         before = self.surrogate_probs(clean16)
