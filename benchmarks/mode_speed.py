@@ -1,8 +1,10 @@
 """Real-time factor of each cloaking mode, one process, on held-out EmoDB clips.
 
 Times :meth:`cloak.chain.Chain.cloak` (analysis, neutralizing, synthesis, attack and the
-surrogate's before/after readings) on the first N held-out clips at 16 kHz, and on one of
-them at 48 kHz stereo, and prints seconds of work per second of audio.
+surrogate's before/after readings) on the first N held-out clips at 16 kHz, on one of them at
+48 kHz stereo, and on all N joined into one recording, and prints seconds of work per second of
+audio. Also the neutral mode with the band-gain stage and its words guard (``--band-gain 3``), whose
+transcription costs about the same for any piece up to 30 s, so short clips pay the most.
 
     OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
 """
@@ -17,6 +19,9 @@ import soundfile as sf
 import soxr
 import torch
 
+from dataclasses import replace
+
+from cloak.bandgain import BandGainConfig
 from cloak.chain import MODES, Chain
 from cloak.emodb import find_emodb, load_emodb, split
 from cloak.model import load_recognizer
@@ -35,7 +40,9 @@ def main() -> None:
     hi = np.stack([soxr.resample(waves[0], 16_000, 48_000)] * 2, axis=1)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, {len(waves)} clips, {audio_s:.1f} s of audio, "
           f"load {os.getloadavg()[0]:.2f}")
-    for name, mode in MODES.items():
+    modes = {**MODES, "neutral --band-gain 3": replace(MODES["neutral"], bands=BandGainConfig(language="de"))}
+    joined = np.concatenate(waves)
+    for name, mode in modes.items():
         chain = Chain(model, mode, args.device)
         chain.cloak(waves[0], 16_000)  # warm-up
         t = time.perf_counter()
@@ -45,7 +52,11 @@ def main() -> None:
         t = time.perf_counter()
         chain.cloak(hi, 48_000)
         rtf_hi = (time.perf_counter() - t) / (len(hi) / 48_000)
-        print(f"{name:<8} real-time factor {rtf:.3f} at 16 kHz mono, {rtf_hi:.3f} at 48 kHz stereo")
+        t = time.perf_counter()
+        chain.cloak(joined, 16_000)
+        rtf_long = (time.perf_counter() - t) / audio_s
+        print(f"{name:<22} real-time factor {rtf:.3f} per clip at 16 kHz mono, {rtf_hi:.3f} at 48 kHz stereo, "
+              f"{rtf_long:.3f} on the {audio_s:.0f} s joined")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ The gains are crafted by iterative sign steps with momentum (MI-FGSM, Dong et al
 surrogate's top-k objective, from zero. With ``crafted=False`` every gain is set to +-``max_gain_db``
 with a random sign instead: the control that tells the crafted direction from the mere size of
 the change (README: the band-gain stage).
+
+With ``words > 0`` the words guard (:mod:`cloak.words`) joins the crafting: each step also descends
+Whisper's cross-entropy of the clean recording's transcript, weighted ``words`` against the
+surrogate's gradient (each normalized to unit mean magnitude), so the equalizer moves the emotion
+and not the words. The guard reads a whole piece at once (at most 30 s), so guarded pieces are
+one window.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from torch import nn
 from cloak.attacks import OBJECTIVES
 from cloak.cloaker import fade_weights, window_starts
 from cloak.features import SAMPLE_RATE, hz_to_mel, mel_to_hz
+from cloak.words import Transcript, WordsGuard
 
 N_FFT = 512  # 32 ms frames at 16 kHz ...
 HOP = 128  # ... every 8 ms: fine enough to follow the gain curves without smearing them
@@ -35,7 +42,10 @@ class BandGainConfig:
     """How the equalizer may move: ``max_gain_db`` per band, ``bands`` mel-spaced bands, a control
     point every ``control_s`` seconds; ``steps`` sign steps with ``momentum`` on ``objective`` (a name
     in :data:`cloak.attacks.OBJECTIVES`); ``crafted=False``: random signs drawn with ``seed`` (the
-    control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings."""
+    control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings;
+    ``words``: the words guard's weight against the surrogate (0: off), its gradient taken afresh
+    every ``words_every`` steps (10 of 10: once, at the start) for speech in ``language`` (None:
+    detected)."""
 
     max_gain_db: float = 3.0
     bands: int = 16
@@ -47,6 +57,9 @@ class BandGainConfig:
     seed: int = 0
     window_s: float = 8.0
     overlap_s: float = 1.0
+    words: float = 1.0
+    words_every: int = 10
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.max_gain_db <= 12:
@@ -59,6 +72,8 @@ class BandGainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        if self.words < 0 or self.words_every < 1:
+            raise ValueError(f"need words >= 0 and words_every >= 1, got {self.words}, {self.words_every}")
         if not 0 <= self.overlap_s < self.window_s / 2:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
 
@@ -97,6 +112,7 @@ class BandGain:
         self.device = torch.device(device)
         self.weights = band_weights(config.bands).to(self.device)
         self.window = torch.hann_window(N_FFT, device=self.device)
+        self.guard = WordsGuard(config.language, device) if config.words > 0 and config.crafted else None
 
     def _apply(self, spec: torch.Tensor, gains_db: torch.Tensor, length: int) -> torch.Tensor:
         """Gains ``(bands, points)`` in dB, interpolated over the frames, applied to ``spec`` ``(bins, frames)``."""
@@ -108,8 +124,9 @@ class BandGain:
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
 
-    def gains(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
-        """The ``(bands, points)`` gains in dB for one window ``x`` ``(samples,)`` (``spec``: its STFT, if known)."""
+    def gains(self, x: torch.Tensor, spec: torch.Tensor | None = None, words: Transcript | None = None) -> torch.Tensor:
+        """The ``(bands, points)`` gains in dB for one window ``x`` ``(samples,)`` (``spec``: its STFT,
+        if known; ``words``: what the guard keeps, if on)."""
         cfg = self.config
         spec = self._stft(x) if spec is None else spec
         points = max(2, int(np.ceil(len(x) / SAMPLE_RATE / cfg.control_s)) + 1)
@@ -123,23 +140,34 @@ class BandGain:
         g = torch.zeros(cfg.bands, points, device=self.device)
         velocity = torch.zeros_like(g)
         step = 2.5 / cfg.steps * cfg.max_gain_db
-        for _ in range(cfg.steps):
+        keep = torch.zeros_like(g)
+        for i in range(cfg.steps):
             g.requires_grad_(True)
+            fresh = self.guard is not None and words is not None and i % cfg.words_every == 0
             with torch.enable_grad():  # also when called under no_grad
-                loss = objective(self.model(self._apply(spec, g, len(x))[None]), clean).sum()
-                (grad,) = torch.autograd.grad(loss, g)
+                y = self._apply(spec, g, len(x))
+                loss = objective(self.model(y[None]), clean).sum()
+                (grad,) = torch.autograd.grad(loss, g, retain_graph=fresh)
+                if fresh:
+                    (keep,) = torch.autograd.grad(self.guard.loss(y, words), g)
+                    keep = keep / (keep.abs().mean() + 1e-12)
             with torch.no_grad():
+                grad = grad / (grad.abs().mean() + 1e-12) - cfg.words * keep
                 velocity = cfg.momentum * velocity + grad / (grad.abs().mean() + 1e-12)
                 g = (g + step * velocity.sign()).clamp(-cfg.max_gain_db, cfg.max_gain_db)
         return g.detach()
 
-    def __call__(self, wave: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """``wave`` (16 kHz mono float32) through the crafted equalizer; windows are cross-faded."""
+    def __call__(self, wave: np.ndarray, progress: Progress | None = None, words: Transcript | None = None,
+                 ) -> np.ndarray:
+        """``wave`` (16 kHz mono float32) through the crafted equalizer; windows are cross-faded.
+
+        ``words``: what the guard keeps (:meth:`cloak.words.WordsGuard.transcript` of the clean
+        piece); the piece is then one window."""
         cfg = self.config
         n = len(wave)
         if n < N_FFT:
             return wave.astype(np.float32)
-        win = min(n, round(cfg.window_s * SAMPLE_RATE))
+        win = n if words is not None and self.guard is not None else min(n, round(cfg.window_s * SAMPLE_RATE))
         overlap = round(cfg.overlap_s * SAMPLE_RATE)
         starts = window_starts(n, win, overlap)
         num = np.zeros(n, dtype=np.float32)
@@ -147,7 +175,7 @@ class BandGain:
         for i, s in enumerate(starts):
             x = torch.from_numpy(np.ascontiguousarray(wave[s:s + win], dtype=np.float32)).to(self.device)
             spec = self._stft(x)
-            g = self.gains(x, spec)
+            g = self.gains(x, spec, words)
             with torch.no_grad():
                 delta = (self._apply(spec, g, len(x)) - x).cpu().numpy()
             w = fade_weights(win, overlap if s > 0 else 0, overlap if s + win < n else 0)

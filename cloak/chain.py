@@ -33,6 +33,7 @@ from cloak.cloaker import STRENGTHS, CloakConfig, Cloaker, CloakReport, make_rep
 from cloak.emodb import EMOTIONS
 from cloak.features import SAMPLE_RATE
 from cloak.neutralizer import NeutralizeConfig, Neutralizer
+from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S
 
 MAX_WORK_RATE = 24_000  # neutralizer rate cap: keeps speech up to 12 kHz, bounds WORLD's cost
 SEGMENT_S = 20.0  # neutralize long recordings in segments of about this length ...
@@ -111,12 +112,20 @@ class Chain:
     def steps(self) -> int:
         return self.mode.attack.steps if self.mode.attack else 0
 
-    def neutralize(self, mono: np.ndarray, sample_rate: int, progress: Progress | None = None) -> np.ndarray:
-        """Neutralize float32 mono audio segment by segment (cut at pauses, joined with short fades)."""
+    def neutralize(self, mono: np.ndarray, sample_rate: int, progress: Progress | None = None,
+                   ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+        """Neutralize float32 mono audio segment by segment (cut at pauses, joined with short fades).
+
+        Also returns each segment's ``(start, end)`` in the input and ``(start, end)`` in the output."""
         assert self.neutralizer is not None
-        cuts = split_points(mono, sample_rate)
+        segment_s = SEGMENT_S
+        if self.bander is not None and self.bander.guard is not None:  # the guard reads a segment whole, <= 30 s
+            segment_s = min(SEGMENT_S, 0.95 * GUARD_MAX_S / self.neutralizer.config.max_stretch - SEARCH_S)
+        cuts = split_points(mono, sample_rate, segment_s)
         fade = round(FADE_S * sample_rate)
         out: list[np.ndarray] = []
+        spans: list[tuple[int, int, int, int]] = []
+        done = 0
         for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
             piece = self.neutralizer(mono[a:b], sample_rate)
             if out and fade and len(out[-1]) > fade and len(piece) > fade:
@@ -124,9 +133,11 @@ class Chain:
                 out[-1][-fade:] = out[-1][-fade:] * (1 - ramp) + piece[:fade] * ramp
                 piece = piece[fade:]
             out.append(piece)
+            spans.append((a, b, done, done + len(piece)))
+            done += len(piece)
             if progress:
                 progress(i + 1, len(cuts) - 1)
-        return np.concatenate(out).astype(np.float32)
+        return np.concatenate(out).astype(np.float32), spans
 
     def cloak(self, wave: np.ndarray, sample_rate: int, progress: Progress | None = None,
               ) -> tuple[np.ndarray, CloakReport]:
@@ -146,12 +157,13 @@ class Chain:
         work_rate = min(sample_rate, MAX_WORK_RATE)
         stages = 1 + (self.bander is not None) + (self.steps > 0)
         report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), stages * 100))) if progress else None
-        neutral = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
-                                  report_stage(0) if report_stage else None)
+        neutral, spans = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
+                                         report_stage(0) if report_stage else None)
         clean16 = resample(mono, sample_rate, SAMPLE_RATE)
         if self.bander is not None:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            neutral = self._add16(neutral, self.bander(n16, report_stage(1) if report_stage else None) - n16, work_rate)
+            neutral = self._add16(neutral, self.band_gains(n16, clean16, spans, work_rate,
+                                                           report_stage(1) if report_stage else None), work_rate)
         if self.steps > 0:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
             delta16, _, _ = self.cloaker.perturbation(n16, report_stage(stages - 1) if report_stage else None)
@@ -164,6 +176,21 @@ class Chain:
         report.mode = self.mode.name
         report.duration_out_s = out.shape[0] / sample_rate
         return (out if wave.ndim == 2 else out[:, 0]), report
+
+    def band_gains(self, n16: np.ndarray, clean16: np.ndarray, spans: list[tuple[int, int, int, int]],
+                   rate: int, progress: Progress | None = None) -> np.ndarray:
+        """The band-gain stage's change to the neutralized ``n16``, segment by segment; with the words
+        guard on, each segment keeps what Whisper hears in the same segment of ``clean16``."""
+        assert self.bander is not None
+        delta = np.zeros_like(n16)
+        at16 = lambda i: round(i * SAMPLE_RATE / rate)  # noqa: E731
+        for k, (a, b, oa, ob) in enumerate(spans):
+            lo, hi = at16(oa), len(n16) if k == len(spans) - 1 else at16(ob)
+            words = self.bander.guard.transcript(clean16[at16(a):at16(b)]) if self.bander.guard else None
+            delta[lo:hi] = self.bander(n16[lo:hi], words=words) - n16[lo:hi]
+            if progress:
+                progress(k + 1, len(spans))
+        return delta
 
     @staticmethod
     def _add16(wave: np.ndarray, delta16: np.ndarray, rate: int) -> np.ndarray:

@@ -97,9 +97,12 @@ def _mode(args: argparse.Namespace):
         from cloak.bandgain import BandGainConfig
 
         try:
-            mode = replace(mode, bands=BandGainConfig(max_gain_db=args.band_gain))
+            mode = replace(mode, bands=BandGainConfig(max_gain_db=args.band_gain, words=0.0 if args.no_words_guard else 1.0,
+                                                      language=args.language))
         except ValueError as e:
             raise ValueError(f"--band-gain: {e}") from None
+    elif args.no_words_guard or args.language:
+        raise ValueError("--no-words-guard and --language go with --band-gain (the words guard is part of that stage)")
     return mode
 
 
@@ -272,7 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "costs clarity: more word errors, a less similar voice; see the README's ablation)")
     s.add_argument("--band-gain", type=float, metavar="DB",
                    help="neutral mode: also move an equalizer by up to DB dB per band, crafted against the surrogate "
-                        "(e.g. 3; reaches other recognizers too, costs some clarity: README)")
+                        "(e.g. 3; reaches other recognizers too; a words guard keeps what Whisper hears: README)")
+    s.add_argument("--no-words-guard", action="store_true",
+                   help="with --band-gain: craft without the words guard (faster; costs word errors)")
+    s.add_argument("--language", metavar="CODE",
+                   help="with --band-gain: the language spoken, for the words guard (e.g. de, en; default: detected)")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

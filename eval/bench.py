@@ -20,6 +20,7 @@ Cloaked audio is cached per (mode settings, clip) under ``$CLOAK_CACHE/bench``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -63,6 +64,7 @@ class BenchConfig:
     attack: str | None = None  # add/replace the adversarial stage with this strength preset
     band_gain: float | None = None  # add the band-gain stage, up to this many dB per band
     band_control: bool = False  # ... with random signs instead of crafted gains (its control)
+    words_guard: bool = True  # ... crafted with the words guard (Whisper base helps craft)
 
 
     def __post_init__(self) -> None:
@@ -74,7 +76,7 @@ class BenchConfig:
             if c not in LANGUAGES:
                 raise ValueError(f"unknown corpus {c!r} (choose from {', '.join(LANGUAGES)})")
 
-    def resolved_mode(self, strength: float | None = None) -> Mode:
+    def resolved_mode(self, strength: float | None = None, language: str | None = None) -> Mode:
         mode = MODES[self.mode]
         if self.overrides:
             if mode.neutralize is None:
@@ -83,7 +85,8 @@ class BenchConfig:
         if self.attack is not None:
             mode = replace(mode, attack=STRENGTHS[self.attack])
         if self.band_gain is not None:
-            mode = replace(mode, bands=BandGainConfig(max_gain_db=self.band_gain, crafted=not self.band_control))
+            mode = replace(mode, bands=BandGainConfig(max_gain_db=self.band_gain, crafted=not self.band_control,
+                                                      words=1.0 if self.words_guard else 0.0, language=language))
         s = self.strength if strength is None else strength
         if mode.neutralize is not None and s is not None:
             mode = mode.with_strength(s)
@@ -129,17 +132,20 @@ def mode_key(mode: Mode) -> str:
     import cloak.chain
     import cloak.cloaker
     import cloak.neutralizer
+    import cloak.whisper_torch
+    import cloak.words
 
     h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
     modules = ((cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
-               + ((cloak.bandgain,) if mode.bands is not None else ()))
+               + ((cloak.bandgain,) if mode.bands is not None else ())
+               + ((cloak.words, cloak.whisper_torch) if mode.bands is not None and mode.bands.words > 0 else ()))
     for m in modules:
         h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
 def cache_dir() -> Path:
-    from cloak.eval.asr import cache_root
+    from cloak.whisper_bundle import cache_root
 
     return cache_root() / "bench"
 
@@ -343,21 +349,27 @@ def quality_figures(clips: Clips, waves: dict[str, list[np.ndarray]], mode: Mode
     if mode.keeps_timing:
         out["pesq_wb_cloaked"] = float(np.nanmean([pesq_wb(c, w) for c, w in zip(waves["clean"], waves["cloaked"])]))
     if use_asr:
-        from cloak.eval.asr import CachedTranscriber, TranscriptCache, cache_root, make_transcriber
+        from cloak.eval.asr import SPHINX_LANGUAGES, CachedTranscriber, TranscriptCache, make_transcriber
         from cloak.eval.text import word_errors
+        from cloak.whisper_bundle import cache_root
 
-        asr = CachedTranscriber(make_transcriber("whisper", language=LANGUAGES[clips.corpus]),
-                                TranscriptCache(cache_root() / "transcripts.jsonl"))
-        errors = {}
-        for cond in ("clean", "cloaked"):
-            hyps = []
-            for i, w in enumerate(waves[cond]):
-                hyps.append(asr.transcribe(w, 16_000))
-                if progress:
-                    progress(f"asr {cond}", i + 1, len(waves[cond]))
-            errors[cond], words = word_errors(clips.texts, hyps)
-            out[f"wer_{cond}"] = float(errors[cond].sum() / words.sum())
-        out["wer_increase_ci"] = ratio_increase_interval(errors["clean"], errors["cloaked"], words, seed)
+        language = LANGUAGES[clips.corpus]
+        backends = [("whisper", "wer")]
+        if language in SPHINX_LANGUAGES and importlib.util.find_spec("pocketsphinx") is not None:
+            backends.append(("sphinx", "wer_sphinx"))  # an ASR that no stage crafts with
+        for backend, key in backends:
+            asr = CachedTranscriber(make_transcriber(backend, language=language),
+                                    TranscriptCache(cache_root() / "transcripts.jsonl"))
+            errors = {}
+            for cond in ("clean", "cloaked"):
+                hyps = []
+                for i, w in enumerate(waves[cond]):
+                    hyps.append(asr.transcribe(w, 16_000))
+                    if progress:
+                        progress(f"{backend} {cond}", i + 1, len(waves[cond]))
+                errors[cond], words = word_errors(clips.texts, hyps)
+                out[f"{key}_{cond}"] = float(errors[cond].sum() / words.sum())
+            out[f"{key}_increase_ci"] = ratio_increase_interval(errors["clean"], errors["cloaked"], words, seed)
     return out
 
 
@@ -379,6 +391,17 @@ class BenchResult:
     realtime_factor: float | None  # cloaking time / audio duration, one process; None: every clip from the cache
 
 
+HELPED_CRAFT = " (helped craft this mode: not an independent judge of it)"
+
+
+def helped_craft(mode: Mode) -> set[str]:
+    """Judges of a family that crafts ``mode``: the Whisper-encoder probes when the words guard is on."""
+    from cloak.eval.judges import REGISTRY
+
+    guarded = mode.bands is not None and mode.bands.crafted and mode.bands.words > 0
+    return {name for name, (module, _, _) in REGISTRY.items() if guarded and module == "whisper_probe"}
+
+
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
     """Run the bench over every requested corpus; see the module docstring."""
     from cloak.eval.judges import available_judges, load_judge
@@ -386,7 +409,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
     t0 = time.perf_counter()
     mode = config.resolved_mode()
     model = load_recognizer()
-    chain, zero = Chain(model, mode), Chain(model, config.zero_mode())
+    zero = Chain(model, config.zero_mode())
     scores = ScoreCache(cache_dir() / "scores.jsonl")
     results, timing = [], Timing()
     for corpus in config.corpora:
@@ -396,6 +419,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
             log.warning("no judge for %s: skipped", corpus)
             continue
         clips = held_out(corpus, config.limit)
+        chain = Chain(model, config.resolved_mode(language=LANGUAGES[corpus]))
         cloaked = process(chain, clips, progress, f"{corpus}: cloak", timing)
         waves = {"clean": clips.waves, "cloaked": cloaked, "zero": process(zero, clips, progress, f"{corpus}: zero")}
         if mode.keeps_timing:
@@ -407,6 +431,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
         judged = []
         for name in names:
             judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed, scores))
+            if name in helped_craft(mode):
+                judged[-1].family += HELPED_CRAFT
             if progress:
                 progress(f"{corpus}: judge {name}", 1, 1)
         quality = quality_figures(clips, waves, mode, config.asr, progress, scores, config.seed) if config.quality else {}
@@ -419,7 +445,8 @@ def format_result(result: BenchResult) -> str:
     cfg = result.config
     lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
              + (f", attack stage {cfg.attack}" if cfg.attack else "")
-             + (f", band gains ±{cfg.band_gain:g} dB" + (" (random signs: the control)" if cfg.band_control else " (crafted)")
+             + (f", band gains ±{cfg.band_gain:g} dB" + (" (random signs: the control)" if cfg.band_control
+                                                          else " (crafted, words guard on)" if cfg.words_guard else " (crafted)")
                 if cfg.band_gain is not None else "")
              + "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in cfg.overrides)
              + (f"; cloaking real-time factor {result.realtime_factor:.3f} (one process)" if result.realtime_factor is not None
@@ -452,6 +479,10 @@ def format_result(result: BenchResult) -> str:
                 rise = (f" ({q['wer_cloaked'] - q['wer_clean']:+.3f} [{q['wer_increase_ci'][0]:+.3f}, {q['wer_increase_ci'][1]:+.3f}])"
                         if "wer_increase_ci" in q else "")
                 lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f}{rise} | | |")
+            if "wer_sphinx_clean" in q:
+                lines.append(f"| Sphinx WER (crafts nothing) | {q['wer_sphinx_clean']:.3f} | {q['wer_sphinx_cloaked']:.3f} "
+                             f"({q['wer_sphinx_cloaked'] - q['wer_sphinx_clean']:+.3f} [{q['wer_sphinx_increase_ci'][0]:+.3f}, "
+                             f"{q['wer_sphinx_increase_ci'][1]:+.3f}]) | | |")
             if "pesq_wb_cloaked" in q:
                 lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | | |")
         lines.append("")
@@ -563,6 +594,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--band-gain", type=float, metavar="DB", help="add the band-gain stage (moving equalizer, up to DB dB per band)")
     p.add_argument("--band-control", action="store_true",
                    help="with --band-gain: random signs instead of crafted gains (the stage's own control)")
+    p.add_argument("--no-words-guard", action="store_true",
+                   help="with --band-gain: craft the gains without the words guard (Whisper then judges too)")
     p.add_argument("--corpus", action="append", choices=list(LANGUAGES), help="corpus to use (repeatable; default both)")
     p.add_argument("--judge", action="append", help="judge name (repeatable; default every shipped judge)")
     p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")
@@ -603,7 +636,8 @@ def main_bench(args) -> int:
     config = BenchConfig(mode=args.mode, strength=args.strength, corpora=tuple(args.corpus or LANGUAGES),
                          judges=tuple(args.judge) if args.judge else None, asr=not (args.no_asr or args.no_quality),
                          quality=not args.no_quality, limit=args.limit, overrides=parse_overrides(args.set),
-                         attack=args.attack, band_gain=args.band_gain, band_control=args.band_control)
+                         attack=args.attack, band_gain=args.band_gain, band_control=args.band_control,
+                         words_guard=not args.no_words_guard)
     last = {"what": ""}
 
     def progress(what: str, done: int, total: int) -> None:

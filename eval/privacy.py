@@ -34,7 +34,7 @@ SAVE_EVERY = 50  # clips cloaked between saves of the feature cache (resume afte
 
 
 def _cache_dir() -> Path:
-    from cloak.eval.asr import cache_root  # $CLOAK_CACHE or ~/.cache/cloak
+    from cloak.whisper_bundle import cache_root  # $CLOAK_CACHE or ~/.cache/cloak
 
     return cache_root() / "privacy"
 

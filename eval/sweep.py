@@ -245,7 +245,8 @@ def make_asr(config: SweepConfig, transcript_cache: str | Path | None):
     """The configured transcriber behind a transcript cache (``None`` for ``asr == 'none'``)."""
     if config.asr == "none":
         return None
-    from cloak.eval.asr import CachedTranscriber, TranscriptCache, cache_root, make_transcriber
+    from cloak.eval.asr import CachedTranscriber, TranscriptCache, make_transcriber
+    from cloak.whisper_bundle import cache_root
 
     language = config.language
     if config.asr == "sphinx" and language not in ("en", "en-US"):

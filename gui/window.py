@@ -158,7 +158,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.loudness_check)
         self.bands_check = QCheckBox(f"Moving equalizer (±{session.BAND_GAIN_DB:g} dB)")
         self.bands_check.setToolTip("Also move the balance of frequency bands slightly, crafted against cloak's "
-                                    "own recognizer: reaches other recognizers too, costs some clarity (README)")
+                                    "own recognizer while a words guard keeps what speech-to-text hears: reaches "
+                                    "other recognizers too, a little less like your voice, slower (README)")
         lay.addWidget(self.bands_check)
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         left.addWidget(box)

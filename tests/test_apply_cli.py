@@ -208,7 +208,9 @@ def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
 def test_band_gain_needs_the_neutral_mode_and_a_sane_size(folder, tmp_path, capsys):
     out = tmp_path / "out"
     for extra, words in ((["--mode", "subtle", "--band-gain", "3"], ("--band-gain", "subtle")),
-                         (["--band-gain", "40"], ("--band-gain", "max_gain_db"))):
+                         (["--band-gain", "40"], ("--band-gain", "max_gain_db")),
+                         (["--no-words-guard"], ("--no-words-guard", "--band-gain")),
+                         (["--language", "de"], ("--language", "--band-gain"))):
         assert main(["apply", str(folder), "-o", str(out), *extra, "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and all(w in err[0] for w in words)

@@ -14,10 +14,10 @@ from cloak.audio import load_audio, to_mono
 from cloak.emodb import TEXTS
 from cloak.eval.asr import (
     ASR_RATE, ASRError, CachedTranscriber, GoogleTranscriber, SphinxTranscriber, Transcriber, TranscriptCache,
-    WhisperTranscriber, assemble_model_file, file_sha256, is_verified, make_transcriber, to_asr_rate,
-    transcript_key, verify_model_file, wer_of,
+    WhisperTranscriber, make_transcriber, to_asr_rate, transcript_key, wer_of,
 )
 from cloak.eval.text import wer
+from cloak.whisper_bundle import assemble_model_file, file_sha256, is_verified, verify_model_file
 
 HAS_POCKETSPHINX = importlib.util.find_spec("pocketsphinx") is not None  # the optional `sphinx` extra
 

@@ -96,3 +96,29 @@ def test_chain_runs_the_stage_after_the_neutralizer(held_out, recognizer):
     assert -40 < change_db < -5  # an equalizer's change, not noise nor a new signal
     top = max(report.probs_before, key=report.probs_before.get)
     assert report.probs_after[top] < report.probs_before[top]
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_words_guard_keeps_what_whisper_hears_and_still_moves_the_surrogate(held_out, recognizer):
+    """The same ±3 dB stage crafted with and without the guard: Whisper's cross-entropy of the clean
+    clip's transcript is lower with it, and the surrogate is still pulled off its reading."""
+    from dataclasses import replace
+
+    from cloak.words import WordsGuard
+
+    guard = WordsGuard("de")
+    for name in ("08a02Fe.wav", "03a05Tc.wav"):
+        wave = _read(held_out, name)
+        words = guard.transcript(wave)
+        out = {}
+        for w in (0.0, 1.0):
+            chain = Chain(recognizer, replace(MODES["neutral"], bands=BandGainConfig(words=w, language="de")))
+            out[w], report = chain.cloak(wave, 16_000)
+            top = max(report.probs_before, key=report.probs_before.get)
+            assert report.probs_after[top] < report.probs_before[top]
+        assert (chain.bander.guard is not None) and Chain(recognizer, replace(
+            MODES["neutral"], bands=BandGainConfig(words=0.0))).bander.guard is None
+        with torch.no_grad():
+            ce = {w: float(guard.loss(torch.from_numpy(y), words)) for w, y in out.items()}
+        assert ce[1.0] < ce[0.0]

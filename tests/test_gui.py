@@ -282,6 +282,7 @@ def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     assert w.bands_check.isEnabled() and w.mode().bands is None
     qtbot.mouseClick(w.bands_check, Qt.LeftButton, pos=QPoint(8, w.bands_check.height() // 2))
     assert w.mode().bands is not None and w.mode().bands.max_gain_db == session.BAND_GAIN_DB
+    assert w.mode().bands.words > 0  # the switch crafts with the words guard
 
 
 def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):

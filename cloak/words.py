@@ -1,0 +1,74 @@
+"""The words guard: keep what speech-to-text hears while a stage changes the audio.
+
+The user's words are what Whisper base hears in the clean recording (faster-whisper, beam 5,
+the same bundled model the evaluator scores WER with). A stage that changes the audio asks the
+guard for the cross-entropy of those tokens on its output (Whisper in torch, teacher-forced,
+:mod:`cloak.whisper_torch`); descending it keeps the words where they are, and can bring back
+words an earlier stage had blurred. Whisper is then a crafting model: the Whisper-encoder
+judges no longer judge a mode that uses the guard (the bench says so).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torch
+
+MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
+TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Whisper's start-of-transcript prompt (with its language), the text tokens that follow, ending
+    with end-of-text, and the text itself."""
+
+    prompt: tuple[int, ...]
+    tokens: tuple[int, ...]
+    text: str
+
+
+class WordsGuard:
+    """``transcript(clean) -> Transcript``; ``loss(changed, transcript) -> cross-entropy``.
+
+    >>> guard = WordsGuard()
+    >>> words = guard.transcript(clean16)
+    >>> guard.loss(torch.from_numpy(changed16), words).backward()
+    """
+
+    def __init__(self, language: str | None = None, device: str | torch.device = "cpu") -> None:
+        self.language = language
+        self.device = torch.device(device)
+        self.model = load_whisper_torch().to(self.device)
+
+    def transcript(self, wave16: np.ndarray) -> Transcript:
+        """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
+
+        if len(wave16) > MAX_SECONDS * SAMPLE_RATE:
+            raise ValueError(f"the words guard reads at most {MAX_SECONDS:g} s at once, got {len(wave16) / SAMPLE_RATE:.1f} s")
+        asr = load_whisper()
+        segments, info = asr.transcribe(np.ascontiguousarray(wave16, dtype=np.float32), language=self.language,
+                                        beam_size=WHISPER_BEAM_SIZE, without_timestamps=True)
+        segments = list(segments)
+        tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=info.language)
+        return Transcript(tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,),
+                          tuple(t for s in segments for t in s.tokens) + (tokenizer.eot,),
+                          "".join(s.text for s in segments).strip())
+
+    def loss(self, wave16: torch.Tensor, words: Transcript) -> torch.Tensor:
+        """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced."""
+        n = wave16.shape[-1]
+        padded = min(round(MAX_SECONDS * SAMPLE_RATE), max(round(MIN_PAD_S * SAMPLE_RATE), n + round(TAIL_S * SAMPLE_RATE)))
+        if n > padded:
+            raise ValueError(f"the words guard reads at most {MAX_SECONDS:g} s at once, got {n / SAMPLE_RATE:.1f} s")
+        mel = self.model.log_mel(F.pad(wave16, (0, padded - n))[None])[..., : padded // HOP]
+        seq = torch.tensor([words.prompt + words.tokens], device=self.device)
+        logits = self.model.logits(seq[:, :-1], self.model.encode(mel))
+        start = len(words.prompt) - 1  # the first prediction of a text token
+        return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
