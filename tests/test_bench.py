@@ -130,3 +130,10 @@ def test_small_bench_run_writes_results(tmp_path, monkeypatch, emodb_root):
     assert again.realtime_factor is None  # nothing was cloaked, so nothing was timed
     bench.write_result(again, tmp_path / "again")
     assert "not timed" in (tmp_path / "again" / "results.md").read_text()
+
+
+def test_whisper_judges_are_crafting_members_only_when_the_words_guard_crafts():
+    assert bench.helped_craft(bench.BenchConfig(band_gain=3).resolved_mode()) == {"whisper-probe", "ravdess-whisper-probe"}
+    for cfg in (bench.BenchConfig(), bench.BenchConfig(band_gain=3, words_guard=False), bench.BenchConfig(band_gain=3, band_control=True)):
+        assert bench.helped_craft(cfg.resolved_mode()) == set()
+    assert bench.BenchConfig(band_gain=3).resolved_mode(language="en").bands.language == "en"
