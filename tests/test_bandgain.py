@@ -122,3 +122,24 @@ def test_words_guard_keeps_what_whisper_hears_and_still_moves_the_surrogate(held
         with torch.no_grad():
             ce = {w: float(guard.loss(torch.from_numpy(y), words)) for w, y in out.items()}
         assert ce[1.0] < ce[0.0]
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_guarded_long_recording_is_cut_into_pieces_whisper_reads_whole(held_out, recognizer, monkeypatch):
+    """Over 30 s: the neutralizer's segments shrink so each stays within Whisper's window, and each
+    piece is transcribed from its own stretch of the clean audio."""
+    from dataclasses import replace
+
+    from cloak.words import WordsGuard
+
+    names = ("03a01Wa.wav", "08a02Fe.wav", "03a05Tc.wav", "08a02Tb.wav")
+    wave = np.concatenate([_read(held_out, n) for n in names] * 3)  # about 34 s
+    heard = []
+    transcript = WordsGuard.transcript
+    monkeypatch.setattr(WordsGuard, "transcript", lambda self, w: heard.append(len(w)) or transcript(self, w))
+    chain = Chain(recognizer, replace(MODES["neutral"], bands=BandGainConfig(language="de")))
+    out, _ = chain.cloak(wave, 16_000)
+    assert np.isfinite(out).all() and 0.6 * len(wave) < len(out) < 1.4 * len(wave)
+    assert len(heard) >= 2 and sum(heard) == pytest.approx(len(wave), abs=16)
+    assert max(heard) * chain.neutralizer.config.max_stretch < 30 * 16_000
