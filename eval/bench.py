@@ -576,7 +576,8 @@ def format_table(folders: Sequence[Path]) -> str:
                 continue
             ci = r.get("hiding_ci")
             cells.append(f"{r['hiding']['cloaked']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-                         + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " n.s."))
+                         + ("" if all(lo > 0 for lo, _ in r["margin_ci"].values()) else " n.s.")
+                         + (" (helped craft)" if r["family"].endswith(HELPED_CRAFT) else ""))
         q = c["quality"]
         dn = f"{q['dnsmos_ovrl_cloaked']:.2f} (clean {q['dnsmos_ovrl_clean']:.2f})" if q else ""
         sim = f"{q['speaker_similarity_cloaked']:.3f}" if q else ""
