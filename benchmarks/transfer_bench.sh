@@ -36,13 +36,14 @@ the_rest() {
     --set tolerance=0 --out "$out/ablation/fast_corrections" -q
   # The band-gain stage (a moving equalizer crafted on the surrogate) at +-3 dB with the words guard
   # (as `cloak apply --band-gain 3` runs it), without it, and its control: the same +-3 dB with
-  # random signs; on both corpora. Without the guard also at +-1.5 dB.
+  # random signs; on both corpora. Without the guard also at +-1.5 dB, with it at +-2.5 dB.
   for c in emodb ravdess; do
     cloak bench --mode neutral --corpus "$c" --band-gain 3 --out "$out/band_gain/${c}_3db_words" -q
     cloak bench --mode neutral --corpus "$c" --band-gain 3 --no-words-guard --out "$out/band_gain/${c}_3db" -q
     cloak bench --mode neutral --corpus "$c" --band-gain 3 --band-control --out "$out/band_gain/${c}_3db_random" -q
   done
   cloak bench --mode neutral --corpus emodb --band-gain 1.5 --no-words-guard --out "$out/band_gain/emodb_1.5db" -q
+  cloak bench --mode neutral --corpus emodb --band-gain 2.5 --out "$out/band_gain/emodb_2.5db_words" -q
 }
 
 frontier & a=$!
