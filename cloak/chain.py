@@ -9,9 +9,11 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
   (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer
   reads; the voice sounds calmer.
 
-Either mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly moving
-equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families too.
-Stages run in this order: neutralize -> band gains -> sample-level attack.
+The neutral mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly
+moving equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families
+too. It runs per neutralizer segment, so its words guard (:mod:`cloak.words`) can keep what Whisper
+hears in the same stretch of the clean recording. Stages run in this order: neutralize -> band
+gains -> sample-level attack.
 
 The neutralizer re-synthesizes the voice (WORLD) at the file's rate up to :data:`MAX_WORK_RATE`,
 in segments cut at pauses so memory stays bounded; the attack stage, when present, works at
