@@ -77,6 +77,11 @@ class BandGainConfig:
         if not 0 <= self.overlap_s < self.window_s / 2:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
 
+    @property
+    def guarded(self) -> bool:
+        """Whether the words guard crafts (Whisper then helps craft; the random control crafts nothing)."""
+        return self.crafted and self.words > 0
+
 
 def _centres_mel(bands: int) -> torch.Tensor:
     return torch.linspace(float(hz_to_mel(F_LOW)), float(hz_to_mel(F_HIGH)), bands, dtype=torch.float64)
@@ -112,7 +117,7 @@ class BandGain:
         self.device = torch.device(device)
         self.weights = band_weights(config.bands).to(self.device)
         self.window = torch.hann_window(N_FFT, device=self.device)
-        self.guard = WordsGuard(config.language, device) if config.words > 0 and config.crafted else None
+        self.guard = WordsGuard(config.language, device) if config.guarded else None
 
     def _apply(self, spec: torch.Tensor, gains_db: torch.Tensor, length: int) -> torch.Tensor:
         """Gains ``(bands, points)`` in dB, interpolated over the frames, applied to ``spec`` ``(bins, frames)``."""

@@ -50,8 +50,7 @@ class WordsGuard:
 
         from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
 
-        if len(wave16) > MAX_SECONDS * SAMPLE_RATE:
-            raise ValueError(f"the words guard reads at most {MAX_SECONDS:g} s at once, got {len(wave16) / SAMPLE_RATE:.1f} s")
+        _check_length(len(wave16))
         asr = load_whisper()
         segments, info = asr.transcribe(np.ascontiguousarray(wave16, dtype=np.float32), language=self.language,
                                         beam_size=WHISPER_BEAM_SIZE, without_timestamps=True)
@@ -63,12 +62,17 @@ class WordsGuard:
 
     def loss(self, wave16: torch.Tensor, words: Transcript) -> torch.Tensor:
         """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced."""
-        n = wave16.shape[-1]
+        n = _check_length(wave16.shape[-1])
         padded = min(round(MAX_SECONDS * SAMPLE_RATE), max(round(MIN_PAD_S * SAMPLE_RATE), n + round(TAIL_S * SAMPLE_RATE)))
-        if n > padded:
-            raise ValueError(f"the words guard reads at most {MAX_SECONDS:g} s at once, got {n / SAMPLE_RATE:.1f} s")
         mel = self.model.log_mel(F.pad(wave16, (0, padded - n))[None])[..., : padded // HOP]
         seq = torch.tensor([words.prompt + words.tokens], device=self.device)
         logits = self.model.logits(seq[:, :-1], self.model.encode(mel))
         start = len(words.prompt) - 1  # the first prediction of a text token
         return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
+
+
+def _check_length(n: int) -> int:
+    """``n`` samples, or ValueError if Whisper cannot read them at once."""
+    if n > MAX_SECONDS * SAMPLE_RATE:
+        raise ValueError(f"the words guard reads at most {MAX_SECONDS:g} s at once, got {n / SAMPLE_RATE:.1f} s")
+    return n

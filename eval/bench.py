@@ -138,7 +138,7 @@ def mode_key(mode: Mode) -> str:
     h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
     modules = ((cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
                + ((cloak.bandgain,) if mode.bands is not None else ())
-               + ((cloak.words, cloak.whisper_torch) if mode.bands is not None and mode.bands.words > 0 else ()))
+               + ((cloak.words, cloak.whisper_torch) if mode.bands is not None and mode.bands.guarded else ()))
     for m in modules:
         h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
@@ -398,8 +398,9 @@ def helped_craft(mode: Mode) -> set[str]:
     """Judges of a family that crafts ``mode``: the Whisper-encoder probes when the words guard is on."""
     from cloak.eval.judges import REGISTRY
 
-    guarded = mode.bands is not None and mode.bands.crafted and mode.bands.words > 0
-    return {name for name, (module, _, _) in REGISTRY.items() if guarded and module == "whisper_probe"}
+    if mode.bands is None or not mode.bands.guarded:
+        return set()
+    return {name for name, (module, _, _) in REGISTRY.items() if module == "whisper_probe"}
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
@@ -475,14 +476,11 @@ def format_result(result: BenchResult) -> str:
             lines += [f"| DNSMOS {k.upper()} | " + " | ".join(f"{q[f'dnsmos_{k}_{c}']:.2f}" for c in ("clean", "cloaked", "noise", "zero")) + " |"
                       for k in ("ovrl", "sig", "bak")]
             lines.append(f"| speaker similarity to clean | 1 | {q['speaker_similarity_cloaked']:.3f} | | {q['speaker_similarity_zero']:.3f} |")
-            if "wer_clean" in q:
-                rise = (f" ({q['wer_cloaked'] - q['wer_clean']:+.3f} [{q['wer_increase_ci'][0]:+.3f}, {q['wer_increase_ci'][1]:+.3f}])"
-                        if "wer_increase_ci" in q else "")
-                lines.append(f"| Whisper-base WER | {q['wer_clean']:.3f} | {q['wer_cloaked']:.3f}{rise} | | |")
-            if "wer_sphinx_clean" in q:
-                lines.append(f"| Sphinx WER (crafts nothing) | {q['wer_sphinx_clean']:.3f} | {q['wer_sphinx_cloaked']:.3f} "
-                             f"({q['wer_sphinx_cloaked'] - q['wer_sphinx_clean']:+.3f} [{q['wer_sphinx_increase_ci'][0]:+.3f}, "
-                             f"{q['wer_sphinx_increase_ci'][1]:+.3f}]) | | |")
+            for key, label in (("wer", "Whisper-base WER"), ("wer_sphinx", "Sphinx WER (crafts nothing)")):
+                if f"{key}_clean" in q:
+                    clean, cloaked, ci = q[f"{key}_clean"], q[f"{key}_cloaked"], q.get(f"{key}_increase_ci")
+                    rise = f" ({cloaked - clean:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}])" if ci else ""
+                    lines.append(f"| {label} | {clean:.3f} | {cloaked:.3f}{rise} | | |")
             if "pesq_wb_cloaked" in q:
                 lines.append(f"| PESQ-WB | 4.64 | {q['pesq_wb_cloaked']:.2f} | | |")
         lines.append("")
