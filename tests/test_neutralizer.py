@@ -11,7 +11,7 @@ import soundfile as sf
 from cloak.chain import MODES, Chain, split_points
 from cloak.neutralizer import (FRAME_PERIOD_MS, MAX_PAUSE_S, NEUTRAL_EFFORT, NeutralizeConfig, Neutralizer, active_frames,
                                analyse, effort_coordinates, frame_level_db, overlap_add_copy, read_positions,
-                               syllable_rate, voiced_mask)
+                               steady_envelope, syllable_rate, voiced_mask)
 
 
 def _read(held_out, name):
@@ -33,7 +33,8 @@ def _voiced_effort(wave):
 
 
 @pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"consonant_boost": 2.0}, {"pitch_range": float("nan")}, {"max_stretch": 0.5},
-                                 {"effort_window_s": 0.0}, {"loudness_window_s": 5.0}, {"tolerance": -0.5}])
+                                 {"effort_window_s": 0.0}, {"loudness_window_s": 5.0}, {"tolerance": -0.5},
+                                 {"steadiness": 1.5}, {"steadiness_window_s": 0.0}])
 def test_config_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
         NeutralizeConfig(**bad)
@@ -80,6 +81,24 @@ def test_slow_effort_correction_keeps_the_vowels_colour(held_out):
     slow = spread(Neutralizer(NeutralizeConfig(rate=0))(wave, 16_000))
     fast = spread(Neutralizer(NeutralizeConfig(rate=0, effort_window_s=0.045))(wave, 16_000))
     assert slow > 0.6 * spread(wave) > fast  # measured 21 and 10 against the input's 28
+
+
+def test_steady_envelope_removes_the_flicker_and_keeps_the_transitions(held_out):
+    """Voiced frames lose their frame-to-frame envelope flicker; changes over 50 ms (formant
+    transitions: the words) survive; unvoiced frames and strength 0 are left alone."""
+    a = analyse(_read(held_out, "03a01Wa.wav"), 16_000)
+    b = steady_envelope(a, NeutralizeConfig())
+    voiced = a.f0 > 0
+    log_a, log_b = np.log(a.sp + 1e-20), np.log(b.sp + 1e-20)
+
+    def change(x, lag):
+        both = voiced[lag:] & voiced[:-lag]
+        return float(np.sqrt(np.mean((x[lag:] - x[:-lag])[both] ** 2)))
+
+    assert change(log_b, 1) < 0.75 * change(log_a, 1)  # measured 0.66
+    assert change(log_b, 10) > 0.9 * change(log_a, 10)  # measured 0.96
+    assert np.array_equal(b.sp[~voiced], a.sp[~voiced])
+    assert steady_envelope(a, NeutralizeConfig(strength=0.0)) is a
 
 
 def test_overlap_add_copy_reads_the_input_exactly_and_skips_cleanly():
