@@ -42,6 +42,10 @@ the_rest() {
     cloak bench --mode neutral --corpus "$c" --band-gain 3 --no-words-guard --out "$out/band_gain/${c}_3db" -q
     cloak bench --mode neutral --corpus "$c" --band-gain 3 --band-control --out "$out/band_gain/${c}_3db_random" -q
   done
+  # The steady envelope (the voiced envelope averaged over 15 ms, off by default), both corpora.
+  for c in emodb ravdess; do
+    cloak bench --mode neutral --corpus "$c" --set steadiness=1 --out "$out/steadiness/${c}_steady" -q
+  done
   cloak bench --mode neutral --corpus emodb --band-gain 1.5 --no-words-guard --out "$out/band_gain/emodb_1.5db" -q
   cloak bench --mode neutral --corpus emodb --band-gain 2.5 --out "$out/band_gain/emodb_2.5db_words" -q
 }
@@ -53,4 +57,4 @@ wait "$b"
 # An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
 # default mode's cloaked audio comes from the caches filled above).
 cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
-cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* | tee "$out/summary.md"

@@ -85,9 +85,9 @@ def test_slow_effort_correction_keeps_the_vowels_colour(held_out):
 
 def test_steady_envelope_removes_the_flicker_and_keeps_the_transitions(held_out):
     """Voiced frames lose their frame-to-frame envelope flicker; changes over 50 ms (formant
-    transitions: the words) survive; unvoiced frames and strength 0 are left alone."""
+    transitions) survive; unvoiced frames, strength 0 and the default (off) are left alone."""
     a = analyse(_read(held_out, "03a01Wa.wav"), 16_000)
-    b = steady_envelope(a, NeutralizeConfig())
+    b = steady_envelope(a, NeutralizeConfig(steadiness=1.0))
     voiced = a.f0 > 0
     log_a, log_b = np.log(a.sp + 1e-20), np.log(b.sp + 1e-20)
 
@@ -98,7 +98,8 @@ def test_steady_envelope_removes_the_flicker_and_keeps_the_transitions(held_out)
     assert change(log_b, 1) < 0.75 * change(log_a, 1)  # measured 0.66
     assert change(log_b, 10) > 0.9 * change(log_a, 10)  # measured 0.96
     assert np.array_equal(b.sp[~voiced], a.sp[~voiced])
-    assert steady_envelope(a, NeutralizeConfig(strength=0.0)) is a
+    assert steady_envelope(a, NeutralizeConfig(strength=0.0, steadiness=1.0)) is a
+    assert steady_envelope(a, NeutralizeConfig()) is a  # off by default
 
 
 def test_overlap_add_copy_reads_the_input_exactly_and_skips_cleanly():
