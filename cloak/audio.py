@@ -110,10 +110,23 @@ def clip_for(subtype: str, data: np.ndarray) -> np.ndarray:
     return np.clip(data, -1.0, top)
 
 
-def atomic_path(dest: Path):
-    """A temp file beside ``dest`` (same filesystem, so ``os.replace`` is atomic)."""
+def _process_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()  # read once, at import: changing it later from a worker thread would race
+
+
+def atomic_path(dest: Path) -> Path:
+    """A temp file beside ``dest`` (same filesystem, so ``os.replace`` is atomic), with the
+    permissions any new file gets (``mkstemp``'s own 0600 would make outputs private to the owner)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 

@@ -34,6 +34,9 @@ def test_apply_folder_mirrors_tree_and_writes_report(folder, tmp_path, capsys):
     outs = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
     assert outs == sorted(p.relative_to(folder) for p in before)
     assert snapshot(folder) == before  # inputs untouched
+    (tmp_path / "new").touch()  # outputs get the permissions any new file gets, not mkstemp's 0600
+    mode = (tmp_path / "new").stat().st_mode & 0o777
+    assert {p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()} == {mode}
     rows = list(csv.DictReader(open(out / "cloak-report.csv")))
     assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
     assert all(float(r["snr_db"]) > 30 for r in rows)
