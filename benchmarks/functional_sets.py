@@ -21,6 +21,7 @@ from cloak.chain import MODES, Chain
 from cloak.eval.adaptive import training_clips
 from cloak.eval.bench import NOISE_SNR_DB, add_noise, held_out
 from cloak.eval.judges.probe import fit_probe, select_l2
+from cloak.eval.judges.smile import extractor, feature_id
 from cloak.eval.judges.store import cached_features
 from cloak.model import load_recognizer
 
@@ -31,8 +32,6 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", action="append", default=[], metavar="CUE=X", help="a neutralizer setting, e.g. steadiness=1")
     args = p.parse_args()
-    import opensmile
-
     settings = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     mode = MODES["neutral"]
     mode = replace(mode, neutralize=replace(mode.neutralize, **settings))
@@ -45,9 +44,7 @@ def main() -> int:
     tag = ",".join(args.set) or "default"
     print(f"EmoDB 03+08 ({len(test.waves)} clips), cloak: neutral mode {tag}; judges trained on {len(train.waves)} training clips")
     for name in SETS:
-        smile = opensmile.Smile(feature_set=opensmile.FeatureSet[name], feature_level=opensmile.FeatureLevel.Functionals)
-        extract = lambda w: smile.process_signal(np.asarray(w, np.float32), 16_000).to_numpy(dtype=np.float64)[0]  # noqa: E731
-        fid = f"{name.lower()}-opensmile{opensmile.__version__}"
+        extract, fid = extractor(name), feature_id(name)
         x_train = cached_features(f"{fid}-emodb-train", train.waves, extract)
         l2, _ = select_l2(x_train, train.labels, train.speakers, n_classes)
         probe = fit_probe(x_train, train.labels, n_classes, l2)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import soundfile as sf
 import soxr
 import torch
-
-from dataclasses import replace
 
 from cloak.bandgain import BandGainConfig
 from cloak.chain import MODES, Chain

@@ -48,7 +48,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
-        raise AudioError(f"{path}: not a readable audio file ({_first_line(e)})") from e
+        raise AudioError(f"{path}: not a readable audio file ({first_line(e)})") from e
     if info.frames <= 0:
         raise AudioError(f"{path}: contains no samples")
     return AudioInfo(info.samplerate, info.channels, info.frames, info.format, info.subtype)
@@ -60,7 +60,7 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, AudioInfo]:
     try:
         data, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
-        raise AudioError(f"{path}: truncated or corrupt audio ({_first_line(e)})") from e
+        raise AudioError(f"{path}: truncated or corrupt audio ({first_line(e)})") from e
     check_wave(data, info.samplerate, name=str(path))
     return data, info
 
@@ -156,6 +156,7 @@ def write_audio(dest: str | os.PathLike, data: np.ndarray, info: AudioInfo, over
     return dest
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """An exception's message in one line (its type when it has none): for one-line errors."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__

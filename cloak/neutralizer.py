@@ -326,10 +326,8 @@ def steady_envelope(a: Analysis, cfg: NeutralizeConfig) -> Analysis:
     voiced = a.f0 > 0
     if half == 0 or not voiced.any():
         return a
-    k = 2 * half + 1
-    padded = np.pad(np.log(a.sp + 1e-20), ((half, half), (0, 0)), mode="edge")
-    sums = np.cumsum(np.concatenate([np.zeros((1, padded.shape[1])), padded]), axis=0)
-    mean = (sums[k:] - sums[:-k]) / k
+    log_sp = np.log(a.sp + 1e-20)
+    mean = np.stack([_moving_average(c, 2 * half + 1) for c in log_sp.T], axis=1)
     return Analysis(a.f0, np.where(voiced[:, None], np.exp(mean), a.sp), a.ap, a.sample_rate)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from faster_whisper import WhisperModel
 
-from cloak.audio import atomic_path
+from cloak.audio import atomic_path, first_line
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def load_whisper(model: str | None = None, cpu_threads: int = WHISPER_THREADS) -
             try:
                 _MODELS[key] = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=cpu_threads)
             except Exception as e:  # ctranslate2, huggingface_hub and tokenizers raise many types
-                raise ASRError(f"whisper: cannot load model {source!r}: {_first_line(e)}") from e
+                raise ASRError(f"whisper: cannot load model {source!r}: {first_line(e)}") from e
         return _MODELS[key]
 
 
@@ -159,7 +159,3 @@ def _write_marker(path: Path, sha256: str) -> None:
     tmp.write_text(json.dumps({"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
     os.replace(tmp, marker)
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

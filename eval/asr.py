@@ -22,8 +22,8 @@ import faster_whisper
 import numpy as np
 import speech_recognition as sr
 
-from cloak.audio import resample
-from cloak.whisper_bundle import WHISPER_BEAM_SIZE, WHISPER_BUNDLED, WHISPER_THREADS, ASRError, _first_line, load_whisper
+from cloak.audio import first_line, resample
+from cloak.whisper_bundle import WHISPER_BEAM_SIZE, WHISPER_BUNDLED, WHISPER_THREADS, ASRError, load_whisper
 from cloak.eval.text import wer
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class WhisperTranscriber(Transcriber):
                                              condition_on_previous_text=False, vad_filter=False)
             return " ".join(s.text.strip() for s in segments).strip()
         except ValueError as e:  # e.g. an unknown language code
-            raise ASRError(f"whisper: {_first_line(e)}") from e
+            raise ASRError(f"whisper: {first_line(e)}") from e
 
 
 # --- google (online, opt-in) and sphinx (offline, English) ----------------------------------
@@ -123,9 +123,9 @@ class GoogleTranscriber(Transcriber):
         except sr.UnknownValueError:
             return ""
         except (sr.RequestError, OSError) as e:  # OSError: a timeout or reset while reading the reply
-            raise ASRError(f"google: cannot reach the Google speech API (offline?): {_first_line(e)}") from e
+            raise ASRError(f"google: cannot reach the Google speech API (offline?): {first_line(e)}") from e
         except (ValueError, KeyError, TypeError) as e:
-            raise ASRError(f"google: unexpected reply from {self.endpoint}: {_first_line(e)}") from e
+            raise ASRError(f"google: unexpected reply from {self.endpoint}: {first_line(e)}") from e
 
 
 class SphinxTranscriber(Transcriber):
@@ -147,7 +147,7 @@ class SphinxTranscriber(Transcriber):
         except sr.UnknownValueError:
             return ""
         except sr.RequestError as e:  # pocketsphinx or its model missing
-            raise ASRError(f"sphinx: {_first_line(e)}") from e
+            raise ASRError(f"sphinx: {first_line(e)}") from e
 
 
 BACKENDS: dict[str, type[Transcriber]] = {

@@ -429,10 +429,10 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRes
         else:
             snrs = [NOISE_SNR_DB] * len(cloaked)
         waves["noise"] = add_noise(clips.waves, snrs, config.seed)
-        judged = []
+        judged, crafted_by = [], helped_craft(mode)
         for name in names:
             judged.append(score_judge(load_judge(name), waves, clips.labels, config.seed, scores))
-            if name in helped_craft(mode):
+            if name in crafted_by:
                 judged[-1].family += HELPED_CRAFT
             if progress:
                 progress(f"{corpus}: judge {name}", 1, 1)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cloak.audio import first_line
+
 _MODULE = None
 _IMPORT_ERROR: Exception | None = None  # remembered: retrying the import is slow (find_library)
 
@@ -39,7 +41,7 @@ def _module():
     try:
         return _sounddevice()
     except Exception as e:  # OSError: PortAudio library not found; ImportError
-        raise DeviceError(f"no audio system ({_first_line(e)})") from e
+        raise DeviceError(f"no audio system ({first_line(e)})") from e
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def input_devices() -> list[InputDevice]:
         devices = list(sd.query_devices())
         default = _default_index(sd, 0)
     except Exception as e:
-        raise DeviceError(f"cannot list audio devices ({_first_line(e)})") from e
+        raise DeviceError(f"cannot list audio devices ({first_line(e)})") from e
     found = [InputDevice(i, str(d["name"]), int(d.get("default_samplerate") or 16000))
              for i, d in enumerate(devices) if d.get("max_input_channels", 0) > 0]
     found.sort(key=lambda d: d.index != default)
@@ -83,7 +85,7 @@ def play(data: np.ndarray, samplerate: int) -> None:
         sd.stop()
         sd.play(np.ascontiguousarray(data, dtype=np.float32), samplerate)
     except Exception as e:
-        raise DeviceError(f"playback failed ({_first_line(e)})") from e
+        raise DeviceError(f"playback failed ({first_line(e)})") from e
 
 
 def stop() -> None:
@@ -115,7 +117,7 @@ class Recorder:
                                           blocksize=self.BLOCK, callback=self._callback)
             self._stream.start()
         except Exception as e:
-            raise DeviceError(f"cannot open the microphone ({_first_line(e)})") from e
+            raise DeviceError(f"cannot open the microphone ({first_line(e)})") from e
 
     def _callback(self, indata, frames, time, status) -> None:  # PortAudio's thread
         block = np.array(indata[:, 0] if indata.ndim == 2 else indata, dtype=np.float32)
@@ -146,7 +148,3 @@ def _default_index(sd, which: int) -> int:
     except (TypeError, IndexError):
         return int(dev) if dev is not None else -1
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -43,7 +43,8 @@ def _smile(feature_set: str):
                            feature_level=opensmile.FeatureLevel.Functionals)
 
 
-def _feature_id(feature_set: str) -> str:
+def feature_id(feature_set: str) -> str:
+    """The feature cache's name for ``feature_set``'s functionals (changes with openSMILE's version)."""
     import opensmile
 
     return f"{feature_set.lower()}-functionals-opensmile{opensmile.__version__}"
@@ -63,4 +64,4 @@ def load(path: Path, name: str, corpus: str) -> ProbeJudge:
 
 def train(path: Path, name: str, corpus: str) -> dict:
     feature_set = JUDGE_SETS[name]
-    return train_probe_judge(path, name, family(feature_set), corpus, _feature_id(feature_set), extractor(feature_set))
+    return train_probe_judge(path, name, family(feature_set), corpus, feature_id(feature_set), extractor(feature_set))
