@@ -51,6 +51,11 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 
+def _unit(g: torch.Tensor) -> torch.Tensor:
+    """``g`` scaled to unit mean magnitude over all but the batch dimension."""
+    return g / (g.abs().flatten(1).mean(1).view(-1, *[1] * (g.dim() - 1)) + 1e-12)
+
+
 class IterativeFGSM:
     """Multi-step FGSM / L-inf PGD without random start (Kurakin et al. 2017).
 
@@ -70,9 +75,13 @@ class IterativeFGSM:
 
     def __call__(
         self, inputs: torch.Tensor, bound: torch.Tensor | float, clean_probs: torch.Tensor | None = None,
-        callback: Callable[[int], None] | None = None,
+        callback: Callable[[int], None] | None = None, keep: torch.Tensor | None = None, keep_weight: float = 1.0,
     ) -> torch.Tensor:
-        """Adversarial version of ``inputs``; ``callback(step)`` after each step (may raise to cancel)."""
+        """Adversarial version of ``inputs``; ``callback(step)`` after each step (may raise to cancel).
+
+        ``keep``: the gradient of a loss to *descend* at the same time (the words guard's, shaped like
+        ``inputs``); each step then follows the sign of the objective's gradient minus ``keep_weight``
+        times ``keep``, each scaled to unit mean magnitude per input."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -87,6 +96,8 @@ class IterativeFGSM:
                 loss = self.objective(self.model(adv), clean_probs).sum()
                 (grad,) = torch.autograd.grad(loss, adv)
                 with torch.no_grad():
+                    if keep is not None:
+                        grad = _unit(grad) - keep_weight * _unit(keep)
                     adv = adv + self.alpha * bound * grad.sign()
                     adv = inputs + torch.maximum(torch.minimum(adv - inputs, bound), -bound)
                     if self.clip is not None:

@@ -36,6 +36,7 @@ from cloak.emodb import EMOTIONS
 from cloak.features import SAMPLE_RATE
 from cloak.neutralizer import NeutralizeConfig, Neutralizer
 from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S
+from cloak.words import Transcript, WordsGuard
 
 MAX_WORK_RATE = 24_000  # neutralizer rate cap: keeps speech up to 12 kHz, bounds WORLD's cost
 SEGMENT_S = 20.0  # neutralize long recordings in segments of about this length ...
@@ -57,6 +58,14 @@ class Mode:
     def __post_init__(self) -> None:
         if self.bands is not None and self.neutralize is None:
             raise ValueError(f"the band-gain stage runs on the neutralizer's output; mode {self.name!r} has none (use --mode neutral)")
+        if self.attack is not None and self.attack.words > 0 and self.neutralize is None:
+            raise ValueError(f"the words guard reads the neutralizer's segments; mode {self.name!r} has none (use --mode neutral)")
+
+    @property
+    def guarded(self) -> bool:
+        """Whether a stage crafts with the words guard (Whisper base then helps craft)."""
+        return ((self.bands is not None and self.bands.guarded)
+                or (self.attack is not None and self.attack.words > 0 and self.attack.steps > 0))
 
     @property
     def keeps_timing(self) -> bool:
@@ -121,7 +130,7 @@ class Chain:
         Also returns each segment's ``(start, end)`` in the input and ``(start, end)`` in the output."""
         assert self.neutralizer is not None
         segment_s = SEGMENT_S
-        if self.bander is not None and self.bander.guard is not None:  # the guard reads a segment whole, <= 30 s
+        if self.guard is not None:  # the guard reads a segment whole, <= 30 s
             segment_s = min(SEGMENT_S, 0.95 * GUARD_MAX_S / self.neutralizer.config.max_stretch - SEARCH_S)
         cuts = split_points(mono, sample_rate, segment_s)
         fade = round(FADE_S * sample_rate)
@@ -162,14 +171,16 @@ class Chain:
         neutral, spans = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
                                          report_stage(0) if report_stage else None)
         clean16 = resample(mono, sample_rate, SAMPLE_RATE)
+        spans16 = self._spans16(spans, work_rate)
+        words = [self.guard.transcript(clean16[a:b]) for a, b, _, _ in spans16] if self.guard is not None else None
         if self.bander is not None:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            neutral = self._add16(neutral, self.band_gains(n16, clean16, spans, work_rate,
-                                                           report_stage(1) if report_stage else None), work_rate)
+            neutral = self._add16(neutral, self.band_gains(n16, spans16, words, report_stage(1) if report_stage else None),
+                                  work_rate)
         if self.steps > 0:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            delta16, _, _ = self.cloaker.perturbation(n16, report_stage(stages - 1) if report_stage else None)
-            neutral = self._add16(neutral, delta16, work_rate)
+            neutral = self._add16(neutral, self.attack(n16, spans16, words, report_stage(stages - 1) if report_stage else None),
+                                  work_rate)
         out = resample(neutral, work_rate, sample_rate)
         before = self.surrogate_probs(clean16)
         after = self.surrogate_probs(resample(out, sample_rate, SAMPLE_RATE))
@@ -179,19 +190,45 @@ class Chain:
         report.duration_out_s = out.shape[0] / sample_rate
         return (out if wave.ndim == 2 else out[:, 0]), report
 
-    def band_gains(self, n16: np.ndarray, clean16: np.ndarray, spans: list[tuple[int, int, int, int]],
-                   rate: int, progress: Progress | None = None) -> np.ndarray:
+    @property
+    def guard(self) -> WordsGuard | None:
+        """The words guard of whichever stage crafts with it (they share one Whisper), else None."""
+        if self.bander is not None and self.bander.guard is not None:
+            return self.bander.guard
+        return self.cloaker.guard if self.steps > 0 else None
+
+    @staticmethod
+    def _spans16(spans: list[tuple[int, int, int, int]], rate: int) -> list[tuple[int, int, int, int | None]]:
+        """Segment spans at ``rate`` as 16 kHz sample indices (the last output span open-ended)."""
+        at16 = lambda i: round(i * SAMPLE_RATE / rate)  # noqa: E731
+        return [(at16(a), at16(b), at16(oa), None if k == len(spans) - 1 else at16(ob))
+                for k, (a, b, oa, ob) in enumerate(spans)]
+
+    def band_gains(self, n16: np.ndarray, spans16: list[tuple[int, int, int, int | None]],
+                   words: list[Transcript] | None, progress: Progress | None = None) -> np.ndarray:
         """The band-gain stage's change to the neutralized ``n16``, segment by segment; with the words
-        guard on, each segment keeps what Whisper hears in the same segment of ``clean16``."""
+        guard on, each segment keeps ``words``, what Whisper hears in the same segment of the clean input."""
         assert self.bander is not None
         delta = np.zeros_like(n16)
-        at16 = lambda i: round(i * SAMPLE_RATE / rate)  # noqa: E731
-        for k, (a, b, oa, ob) in enumerate(spans):
-            lo, hi = at16(oa), len(n16) if k == len(spans) - 1 else at16(ob)
-            words = self.bander.guard.transcript(clean16[at16(a):at16(b)]) if self.bander.guard else None
-            delta[lo:hi] = self.bander(n16[lo:hi], words=words) - n16[lo:hi]
+        for k, (_, _, lo, hi) in enumerate(spans16):
+            piece = n16[lo:hi]
+            delta[lo:lo + len(piece)] = self.bander(piece, words=words[k] if words and self.bander.guard else None) - piece
             if progress:
-                progress(k + 1, len(spans))
+                progress(k + 1, len(spans16))
+        return delta
+
+    def attack(self, n16: np.ndarray, spans16: list[tuple[int, int, int, int | None]],
+               words: list[Transcript] | None, progress: Progress | None = None) -> np.ndarray:
+        """The adversarial stage's perturbation of ``n16``: over the whole recording, or, with the words
+        guard on, segment by segment, each keeping its ``words``."""
+        if self.cloaker.guard is None or words is None:
+            return self.cloaker.perturbation(n16, progress)[0]
+        delta = np.zeros_like(n16)
+        steps = self.cloaker.config.steps
+        for k, (_, _, lo, hi) in enumerate(spans16):
+            piece = n16[lo:hi]
+            step_cb = (lambda d, t, k=k: progress(k * steps + d, len(spans16) * steps)) if progress else None
+            delta[lo:lo + len(piece)] = self.cloaker.perturbation(piece, step_cb, words=words[k])[0]
         return delta
 
     @staticmethod

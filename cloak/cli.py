@@ -84,8 +84,9 @@ def _mode(args: argparse.Namespace):
 
     mode = MODES[args.mode]
     attack_options = any(v is not None for v in (args.strength, args.steps, args.epsilon, args.snr, args.objective))
+    guard = {"words": 0.0 if args.no_words_guard else 1.0, "language": args.language}
     if mode.attack is not None or attack_options:
-        mode = replace(mode, attack=_cloak_config(args))
+        mode = replace(mode, attack=replace(_cloak_config(args), **(guard if mode.neutralize is not None else {})))
     if args.calm is not None:
         mode = mode.with_strength(args.calm)
     if args.flatten_loudness:
@@ -97,12 +98,13 @@ def _mode(args: argparse.Namespace):
         from cloak.bandgain import BandGainConfig
 
         try:
-            mode = replace(mode, bands=BandGainConfig(max_gain_db=args.band_gain, words=0.0 if args.no_words_guard else 1.0,
-                                                      language=args.language))
+            mode = replace(mode, bands=BandGainConfig(max_gain_db=args.band_gain, **guard))
         except ValueError as e:
             raise ValueError(f"--band-gain: {e}") from None
-    elif args.no_words_guard or args.language:
-        raise ValueError("--no-words-guard and --language go with --band-gain (the words guard is part of that stage)")
+    crafted = mode.neutralize is not None and (mode.bands is not None or mode.attack is not None)
+    if (args.no_words_guard or args.language) and not crafted:
+        raise ValueError("--no-words-guard and --language go with a crafted stage in neutral mode (--band-gain or "
+                         "--strength): the words guard is part of it")
     return mode
 
 
@@ -277,9 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neutral mode: also move an equalizer by up to DB dB per band, crafted against the surrogate "
                         "(e.g. 3; reaches other recognizers too; a words guard keeps what Whisper hears: README)")
     s.add_argument("--no-words-guard", action="store_true",
-                   help="with --band-gain: craft without the words guard (faster; costs word errors)")
+                   help="with --band-gain or --strength in neutral mode: craft without the words guard (faster; costs word errors)")
     s.add_argument("--language", metavar="CODE",
-                   help="with --band-gain: the language spoken, for the words guard (e.g. de, en; default: detected)")
+                   help="with --band-gain or --strength in neutral mode: the language spoken, for the words guard "
+                        "(e.g. de, en; default: detected)")
     s.add_argument("--strength", choices=list(STRENGTHS),
                    help="adversarial stage preset (subtle mode; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))

@@ -20,6 +20,7 @@ from cloak.attacks import OBJECTIVES, IterativeFGSM
 from cloak.audio import AudioError, check_wave, resample, to_model_rate
 from cloak.emodb import EMOTIONS
 from cloak.features import HOP_LENGTH, SAMPLE_RATE
+from cloak.words import Transcript, WordsGuard
 
 ENVELOPE_SMOOTHING = 5  # frames (10 ms each) of moving-max over the frame RMS: covers attacks and onsets
 Progress = Callable[[int, int], None]  # (steps done, steps total); may raise to cancel
@@ -33,6 +34,8 @@ class CloakConfig:
     ``|delta(t)| <= min(10**(-snr_db/20) * envelope(t), epsilon)``. Once the attack saturates
     it, the achieved SNR is close to ``snr_db``. ``epsilon`` (full-scale amplitude) optionally
     caps it everywhere; ``min_snr_db`` is a hard floor: the perturbation is scaled down to meet it.
+    ``words``: the words guard's weight against the surrogate (0: off; :mod:`cloak.words`), for speech
+    in ``language`` (None: detected); a guarded piece is attacked as one window of at most 30 s.
     """
 
     steps: int = 10
@@ -44,6 +47,8 @@ class CloakConfig:
     window_s: float = 8.0
     overlap_s: float = 1.0
     batch_windows: int = 4
+    words: float = 0.0
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -56,6 +61,8 @@ class CloakConfig:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
         if not 0 <= self.overlap_s < self.window_s / 2:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
+        if self.words < 0:
+            raise ValueError(f"words must be >= 0, got {self.words}")
 
     @property
     def step_size(self) -> float:
@@ -142,6 +149,7 @@ class Cloaker:
         self.model = model.to(device).eval()
         self.config = config
         self.device = torch.device(device)
+        self.guard = WordsGuard(config.language, device) if config.words > 0 and config.steps > 0 else None
 
     def with_config(self, **changes) -> Cloaker:
         """A cloaker sharing this model, with some settings changed."""
@@ -161,12 +169,16 @@ class Cloaker:
         with torch.no_grad():
             return torch.softmax(self.model(batch), -1)
 
-    def perturbation(self, wave: np.ndarray, progress: Progress | None = None,
+    def perturbation(self, wave: np.ndarray, progress: Progress | None = None, words: Transcript | None = None,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``wave`` (16 kHz mono float32) -> (delta, probs before, probs after) as numpy arrays."""
+        """``wave`` (16 kHz mono float32) -> (delta, probs before, probs after) as numpy arrays.
+
+        ``words``: what the guard keeps (:meth:`cloak.words.WordsGuard.transcript` of the clean piece),
+        when it is on; ``wave`` is then one window."""
         cfg = self.config
         n = len(wave)
-        win = min(n, round(cfg.window_s * SAMPLE_RATE))
+        guarded = words is not None and self.guard is not None
+        win = n if guarded else min(n, round(cfg.window_s * SAMPLE_RATE))
         overlap = round(cfg.overlap_s * SAMPLE_RATE)
         starts = window_starts(n, win, overlap)
         env = frame_envelope(wave)
@@ -187,7 +199,8 @@ class Cloaker:
             before += clean.sum(0).cpu()
             done = cfg.steps * (b0 // cfg.batch_windows)
             step_cb = (lambda s, done=done: progress(done + s, total)) if progress else None
-            delta = (attack(x, bound, clean_probs=clean, callback=step_cb) - x).cpu().numpy()
+            keep = self._keep(x[0], words) if guarded else None
+            delta = (attack(x, bound, clean_probs=clean, callback=step_cb, keep=keep, keep_weight=cfg.words) - x).cpu().numpy()
             for s, d in zip(chunk, delta):
                 w = fade_weights(win, overlap if s > 0 else 0, overlap if s + win < n else 0)
                 num[s:s + win] += w * d
@@ -201,6 +214,13 @@ class Cloaker:
             x = torch.from_numpy(np.stack([(wave[s:s + win] + delta[s:s + win]) * gain for s in chunk])).to(self.device)
             after += self._probs(x.clamp(-1, 1)).sum(0).cpu()  # as written: integer formats clip at full scale
         return delta, (before / len(starts)).numpy(), (after / len(starts)).numpy()
+
+    def _keep(self, x: torch.Tensor, words: Transcript) -> torch.Tensor:
+        """The words guard's gradient at ``x`` ``(samples,)``, taken once: ``(1, samples)``."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (keep,) = torch.autograd.grad(self.guard.loss(x, words), x)
+        return keep[None]
 
     def apply_floor(self, wave: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """Scale ``delta`` down (in place) so that its SNR against ``wave`` meets ``min_snr_db``."""

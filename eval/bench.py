@@ -64,7 +64,7 @@ class BenchConfig:
     attack: str | None = None  # add/replace the adversarial stage with this strength preset
     band_gain: float | None = None  # add the band-gain stage, up to this many dB per band
     band_control: bool = False  # ... with random signs instead of crafted gains (its control)
-    words_guard: bool = True  # ... crafted with the words guard (Whisper base helps craft)
+    words_guard: bool = True  # crafted stages on the neutralizer's output use the words guard (Whisper helps craft)
 
 
     def __post_init__(self) -> None:
@@ -83,7 +83,8 @@ class BenchConfig:
                 raise ValueError(f"mode {self.mode!r} has no neutralizer settings to change")
             mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
         if self.attack is not None:
-            mode = replace(mode, attack=STRENGTHS[self.attack])
+            guard = self.words_guard and mode.neutralize is not None
+            mode = replace(mode, attack=replace(STRENGTHS[self.attack], words=1.0 if guard else 0.0, language=language))
         if self.band_gain is not None:
             mode = replace(mode, bands=BandGainConfig(max_gain_db=self.band_gain, crafted=not self.band_control,
                                                       words=1.0 if self.words_guard else 0.0, language=language))
@@ -138,7 +139,7 @@ def mode_key(mode: Mode) -> str:
     h = hashlib.sha256(json.dumps(asdict(mode), sort_keys=True, default=str).encode())
     modules = ((cloak.chain, cloak.cloaker) + ((cloak.neutralizer,) if mode.neutralize is not None else ())
                + ((cloak.bandgain,) if mode.bands is not None else ())
-               + ((cloak.words, cloak.whisper_torch) if mode.bands is not None and mode.bands.guarded else ()))
+               + ((cloak.words, cloak.whisper_torch) if mode.guarded else ()))
     for m in modules:
         h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
@@ -398,7 +399,7 @@ def helped_craft(mode: Mode) -> set[str]:
     """Judges of a family that crafts ``mode``: the Whisper-encoder probes when the words guard is on."""
     from cloak.eval.judges import REGISTRY
 
-    if mode.bands is None or not mode.bands.guarded:
+    if not mode.guarded:
         return set()
     return {name for name, (module, _, _) in REGISTRY.items() if module == "whisper_probe"}
 
@@ -445,7 +446,8 @@ def format_result(result: BenchResult) -> str:
     """Markdown tables: per judge accuracy and hiding ratio by condition; the listener's costs."""
     cfg = result.config
     lines = [f"mode `{cfg.mode}`" + (f", strength {cfg.strength:g}" if cfg.strength is not None else "")
-             + (f", attack stage {cfg.attack}" if cfg.attack else "")
+             + (f", attack stage {cfg.attack}" + (" (words guard on)" if MODES[cfg.mode].neutralize is not None
+                                                   and cfg.words_guard else "") if cfg.attack else "")
              + (f", band gains ±{cfg.band_gain:g} dB" + (" (random signs: the control)" if cfg.band_control
                                                           else " (crafted, words guard on)" if cfg.words_guard else " (crafted)")
                 if cfg.band_gain is not None else "")
@@ -594,7 +596,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--band-control", action="store_true",
                    help="with --band-gain: random signs instead of crafted gains (the stage's own control)")
     p.add_argument("--no-words-guard", action="store_true",
-                   help="with --band-gain: craft the gains without the words guard (Whisper then judges too)")
+                   help="with --band-gain or --attack (neutral mode): craft without the words guard (Whisper then judges too)")
     p.add_argument("--corpus", action="append", choices=list(LANGUAGES), help="corpus to use (repeatable; default both)")
     p.add_argument("--judge", action="append", help="judge name (repeatable; default every shipped judge)")
     p.add_argument("--no-asr", action="store_true", help="skip the Whisper WER")

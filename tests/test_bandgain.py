@@ -143,3 +143,50 @@ def test_guarded_long_recording_is_cut_into_pieces_whisper_reads_whole(held_out,
     assert np.isfinite(out).all() and 0.6 * len(wave) < len(out) < 1.4 * len(wave)
     assert len(heard) >= 2 and sum(heard) == pytest.approx(len(wave), abs=16)
     assert max(heard) * chain.neutralizer.config.max_stretch < 30 * 16_000
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_words_guard_on_the_attack_keeps_what_whisper_hears_and_still_moves_the_surrogate(held_out, recognizer):
+    """The adversarial stage on the neutralizer's output, with and without the guard: the same budget,
+    Whisper's cross-entropy of the clean clip's transcript is lower with it, and the surrogate still
+    leaves its reading either way."""
+    from dataclasses import replace
+
+    from cloak.cloaker import STRENGTHS
+    from cloak.words import WordsGuard
+
+    guard = WordsGuard("de")
+    wave = _read(held_out, "03a01Wa.wav")
+    words = guard.transcript(wave)
+    out = {}
+    for w in (0.0, 1.0):
+        chain = Chain(recognizer, replace(MODES["neutral"], attack=replace(STRENGTHS["medium"], words=w, language="de")))
+        assert (chain.guard is not None) == (w > 0) == chain.mode.guarded
+        out[w], report = chain.cloak(wave, 16_000)
+        top = max(report.probs_before, key=report.probs_before.get)
+        assert report.probs_after[top] < report.probs_before[top]
+    assert len(out[0.0]) == len(out[1.0])
+    with torch.no_grad():
+        ce = {w: float(guard.loss(torch.from_numpy(y), words)) for w, y in out.items()}
+    assert ce[1.0] < ce[0.0]
+
+
+@pytest.mark.requires_asr
+def test_guarded_stages_share_one_transcript_per_segment(held_out, recognizer, monkeypatch):
+    """Band gains and the attack both guarded: each neutralizer segment is transcribed once, and the
+    guard needs the neutralizer's segments (the subtle mode refuses it)."""
+    from dataclasses import replace
+
+    from cloak.cloaker import STRENGTHS
+    from cloak.words import Transcript, WordsGuard
+
+    heard = []
+    monkeypatch.setattr(WordsGuard, "transcript", lambda self, w: heard.append(len(w)) or Transcript((50258,), (50257,), ""))
+    monkeypatch.setattr(WordsGuard, "loss", lambda self, w, words: (w ** 2).mean())
+    wave = _read(held_out, "08a02Fe.wav")
+    mode = replace(MODES["neutral"], bands=BandGainConfig(steps=2), attack=replace(STRENGTHS["low"], steps=2, words=1.0))
+    out, _ = Chain(recognizer, mode).cloak(wave, 16_000)
+    assert np.isfinite(out).all() and heard == [len(wave)]
+    with pytest.raises(ValueError, match="neutral"):
+        replace(MODES["subtle"], attack=replace(STRENGTHS["medium"], words=1.0))
