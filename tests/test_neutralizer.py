@@ -34,7 +34,8 @@ def _voiced_effort(wave):
 
 @pytest.mark.parametrize("bad", [{"strength": 1.5}, {"effort": -0.1}, {"consonant_boost": 2.0}, {"pitch_range": float("nan")}, {"max_stretch": 0.5},
                                  {"effort_window_s": 0.0}, {"loudness_window_s": 5.0}, {"tolerance": -0.5},
-                                 {"steadiness": 1.5}, {"steadiness_window_s": 0.0}])
+                                 {"steadiness": 1.5}, {"steadiness_window_s": 0.0}, {"rate_gain": 0.5},
+                                 {"consonant_pace": 1.5}])
 def test_config_rejects_out_of_range(bad):
     with pytest.raises(ValueError):
         NeutralizeConfig(**bad)
@@ -161,6 +162,18 @@ def test_slow_sad_speech_gets_faster_and_strength_zero_keeps_timing(held_out):
     rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
     assert rms(zero) == pytest.approx(rms(wave), rel=1e-3)
     assert rate_in < 5.0  # the clip really is slower than the neutral reference (5.8)
+
+
+def test_rate_gain_and_consonant_pace_retime_slow_speech_further_and_leave_fast_speech(held_out):
+    """A slow (sad) clip: consonants following the voiced speed and a larger gain each shorten it
+    further; a fast (happy) clip is slowed by the measured gap alone, whatever the gain."""
+    slow = analyse(_read(held_out, "03b01Td.wav"), 16_000)
+    n = lambda a, **kw: len(read_positions(a, NeutralizeConfig(**kw)))  # noqa: E731
+    assert n(slow, consonant_pace=1.0) < n(slow)
+    assert n(slow, rate_gain=2.0, max_stretch=1.6) < n(slow, max_stretch=1.6)  # (at 1.35 this clip is capped already)
+    fast = analyse(_read(held_out, "03b01Fa.wav"), 16_000)
+    assert syllable_rate(fast)[0] > 5.8 * 1.03  # faster than the neutral reference, beyond the tolerance
+    assert n(fast, rate_gain=3.0) == n(fast) > len(fast.f0)
 
 
 def test_long_pauses_are_cut_to_the_cap_and_kept_at_strength_zero(held_out):
