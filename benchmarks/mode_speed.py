@@ -3,8 +3,9 @@
 Times :meth:`cloak.chain.Chain.cloak` (analysis, neutralizing, synthesis, attack and the
 surrogate's before/after readings) on the first N held-out clips at 16 kHz, on one of them at
 48 kHz stereo, and on all N joined into one recording, and prints seconds of work per second of
-audio. Also the neutral mode with the band-gain stage and its words guard (``--band-gain 3``), whose
-transcription costs about the same for any piece up to 30 s, so short clips pay the most.
+audio. Also the neutral mode's crafted stages with their words guard: band gains (``--band-gain 3``)
+and the attack (``--strength medium``); the guard's transcription costs about the same for any
+piece up to 30 s, so short clips pay the most.
 
     OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
 """
@@ -22,6 +23,7 @@ import torch
 
 from cloak.bandgain import BandGainConfig
 from cloak.chain import MODES, Chain
+from cloak.cloaker import STRENGTHS
 from cloak.emodb import find_emodb, load_emodb, split
 from cloak.model import load_recognizer
 
@@ -39,7 +41,8 @@ def main() -> None:
     hi = np.stack([soxr.resample(waves[0], 16_000, 48_000)] * 2, axis=1)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, {len(waves)} clips, {audio_s:.1f} s of audio, "
           f"load {os.getloadavg()[0]:.2f}")
-    modes = {**MODES, "neutral --band-gain 3": replace(MODES["neutral"], bands=BandGainConfig(language="de"))}
+    modes = {**MODES, "neutral --band-gain 3": replace(MODES["neutral"], bands=BandGainConfig(language="de")),
+             "neutral --strength medium": replace(MODES["neutral"], attack=replace(STRENGTHS["medium"], words=1.0, language="de"))}
     joined = np.concatenate(waves)
     for name, mode in modes.items():
         chain = Chain(model, mode, args.device)
@@ -54,7 +57,7 @@ def main() -> None:
         t = time.perf_counter()
         chain.cloak(joined, 16_000)
         rtf_long = (time.perf_counter() - t) / audio_s
-        print(f"{name:<22} real-time factor {rtf:.3f} per clip at 16 kHz mono, {rtf_hi:.3f} at 48 kHz stereo, "
+        print(f"{name:<26} real-time factor {rtf:.3f} per clip at 16 kHz mono, {rtf_hi:.3f} at 48 kHz stereo, "
               f"{rtf_long:.3f} on the {audio_s:.0f} s joined")
 
 

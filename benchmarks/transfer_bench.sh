@@ -29,7 +29,7 @@ the_rest() {
   for cue in pitch_range pitch_level effort rate voice_quality; do
     cloak bench --mode neutral --corpus emodb --no-quality --set "$cue=0" --out "$out/ablation/without_$cue" -q
   done
-  cloak bench --mode neutral --corpus emodb --attack medium --out "$out/ablation/with_attack" -q
+  cloak bench --mode neutral --corpus emodb --attack medium --no-words-guard --out "$out/ablation/with_attack" -q
   # No tolerance: every cue moved all the way to the neutral reference (the previous default).
   cloak bench --mode neutral --corpus emodb --set tolerance=0 --out "$out/ablation/without_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
@@ -48,6 +48,12 @@ the_rest() {
   done
   cloak bench --mode neutral --corpus emodb --band-gain 1.5 --no-words-guard --out "$out/band_gain/emodb_1.5db" -q
   cloak bench --mode neutral --corpus emodb --band-gain 2.5 --out "$out/band_gain/emodb_2.5db_words" -q
+  # The adversarial stage on the neutralizer's output with the words guard (as `cloak apply
+  # --strength medium` runs it), alone and with slow voices retimed further (rate_gain 2, consonants
+  # following the voiced speed, stretch up to 1.6).
+  cloak bench --mode neutral --corpus emodb --attack medium --out "$out/guarded_attack/emodb_medium" -q
+  cloak bench --mode neutral --corpus emodb --attack medium --set rate_gain=2 --set consonant_pace=1 --set max_stretch=1.6 \
+    --out "$out/guarded_attack/emodb_medium_rate2" -q
 }
 
 frontier & a=$!
@@ -57,4 +63,4 @@ wait "$b"
 # An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
 # default mode's cloaked audio comes from the caches filled above).
 cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
-cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* "$out"/guarded_attack/* | tee "$out/summary.md"

@@ -8,6 +8,10 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
 - ``neutral`` (default): the neutralizer moves pitch, vocal effort, voice quality and speaking rate
   (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer
   reads; the voice sounds calmer.
+- ``thorough``: the neutral mode with slow voices sped up further (``rate_gain`` 2, consonants
+  retimed too), then the adversarial stage crafted with the words guard (Whisper keeps the words).
+  It also hides from the big functional sets (ComParE) the neutral mode leaves, at a real-time
+  factor near 1 on short clips (README: the thorough mode).
 
 The neutral mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly
 moving equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families
@@ -90,6 +94,10 @@ MODES: dict[str, Mode] = {
                    attack=STRENGTHS["medium"]),
     "neutral": Mode("neutral", "calmer pitch, effort and pace; hides the emotion from other recognizers too",
                     neutralize=NeutralizeConfig()),
+    "thorough": Mode("thorough", "neutral, slow voices retimed further, then an attack that keeps the words; "
+                                 "hides from more recognizers, about ten times slower",
+                     neutralize=NeutralizeConfig(rate_gain=2.0, consonant_pace=1.0, max_stretch=1.6),
+                     attack=replace(STRENGTHS["medium"], words=1.0)),
 }
 DEFAULT_MODE = "neutral"
 

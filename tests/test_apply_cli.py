@@ -187,6 +187,23 @@ def test_killed_batch_resumes_to_a_complete_report(folder, tmp_path, cloak_cmd):
     assert all(r["status"] == "done" and float(r["snr_db"]) > 20 and r["emotion_after"] in EMOTIONS for r in rows)
 
 
+@pytest.mark.requires_asr
+def test_thorough_mode_cloaks_with_its_guarded_attack_and_can_drop_the_guard(tmp_path, capsys):
+    """``--mode thorough``: neutralized, this slow sad clip retimed further than by the neutral mode, and
+    attacked with the words guard; ``--no-words-guard`` and ``--language`` reach its attack stage; the
+    subtle mode has no guard to drop."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "sad.flac"
+    assert main(["apply", str(demo), "-o", str(tmp_path / "neutral.flac"), "--judge", "none", "-q"]) == 0
+    for extra in (["--language", "en"], ["--no-words-guard"]):
+        out = tmp_path / f"calm{len(extra)}.flac"
+        assert main(["apply", str(demo), "-o", str(out), "--mode", "thorough", "--judge", "none", "-q", *extra]) == 0
+        assert 0.6 * sf.info(tmp_path / "neutral.flac").frames < sf.info(out).frames < sf.info(tmp_path / "neutral.flac").frames
+    assert main(["apply", str(demo), "-o", str(tmp_path / "x.flac"), "--mode", "subtle", "--no-words-guard", "-q"]) == 2
+    assert "--no-words-guard" in capsys.readouterr().err
+
+
 def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
     """The README's first command needs nothing beside the clone: its input is in the repository."""
     import re

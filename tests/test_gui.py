@@ -180,6 +180,8 @@ def test_make_mode_sets_calm_or_attack_and_rejects_bad_values():
     assert session.make_mode("neutral").bands is None
     assert session.make_mode("neutral", band_gain=2.0).bands.max_gain_db == 2.0
     assert session.make_mode("subtle", band_gain=2.0) == MODES["subtle"]  # the stage follows the neutralizer
+    thorough = session.make_mode("thorough", attack=STRENGTHS["high"])  # the GUI's strength, the preset's words guard
+    assert thorough.attack.steps == STRENGTHS["high"].steps and thorough.attack.words == 1.0 and thorough.guarded
     with pytest.raises(ValueError, match="unknown mode"):
         session.make_mode("loud")
     with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
