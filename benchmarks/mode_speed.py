@@ -4,8 +4,9 @@ Times :meth:`cloak.chain.Chain.cloak` (analysis, neutralizing, synthesis, attack
 surrogate's before/after readings) on the first N held-out clips at 16 kHz, on one of them at
 48 kHz stereo, and on all N joined into one recording, and prints seconds of work per second of
 audio. Also the neutral mode's crafted stages with their words guard: band gains (``--band-gain 3``)
-and the attack (``--strength medium``); the guard's transcription costs about the same for any
-piece up to 30 s, so short clips pay the most.
+and the attack (``--strength medium``), both told the language; the thorough mode as a user runs it
+(the language detected: one more Whisper pass) and told it. The guard's transcription costs about
+the same for any piece up to 30 s, so short clips pay the most.
 
     OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
 """
@@ -42,7 +43,8 @@ def main() -> None:
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, {len(waves)} clips, {audio_s:.1f} s of audio, "
           f"load {os.getloadavg()[0]:.2f}")
     modes = {**MODES, "neutral --band-gain 3": replace(MODES["neutral"], bands=BandGainConfig(language="de")),
-             "neutral --strength medium": replace(MODES["neutral"], attack=replace(STRENGTHS["medium"], words=1.0, language="de"))}
+             "neutral --strength medium": replace(MODES["neutral"], attack=replace(STRENGTHS["medium"], words=1.0, language="de")),
+             "thorough --language de": replace(MODES["thorough"], attack=replace(MODES["thorough"].attack, language="de"))}
     joined = np.concatenate(waves)
     for name, mode in modes.items():
         chain = Chain(model, mode, args.device)

@@ -49,11 +49,12 @@ the_rest() {
   cloak bench --mode neutral --corpus emodb --band-gain 1.5 --no-words-guard --out "$out/band_gain/emodb_1.5db" -q
   cloak bench --mode neutral --corpus emodb --band-gain 2.5 --out "$out/band_gain/emodb_2.5db_words" -q
   # The adversarial stage on the neutralizer's output with the words guard (as `cloak apply
-  # --strength medium` runs it), alone and with slow voices retimed further (rate_gain 2, consonants
-  # following the voiced speed, stretch up to 1.6).
+  # --strength medium` runs it), and the thorough mode (slow voices retimed further, then that
+  # stage) on both corpora.
   cloak bench --mode neutral --corpus emodb --attack medium --out "$out/guarded_attack/emodb_medium" -q
-  cloak bench --mode neutral --corpus emodb --attack medium --set rate_gain=2 --set consonant_pace=1 --set max_stretch=1.6 \
-    --out "$out/guarded_attack/emodb_medium_rate2" -q
+  for c in emodb ravdess; do
+    cloak bench --mode thorough --corpus "$c" --out "$out/thorough/$c" -q
+  done
 }
 
 frontier & a=$!
@@ -63,4 +64,4 @@ wait "$b"
 # An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
 # default mode's cloaked audio comes from the caches filled above).
 cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
-cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* "$out"/guarded_attack/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* "$out"/guarded_attack/* "$out"/thorough/* | tee "$out/summary.md"

@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         left.addWidget(box)
 
         # --- strength
-        box = QGroupBox("Attack strength (subtle mode)")
+        box = QGroupBox("Attack strength (subtle, thorough)")
         self.strength_box = box
         lay = QVBoxLayout(box)
         self.strength_combo = QComboBox()
