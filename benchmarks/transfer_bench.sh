@@ -53,7 +53,7 @@ the_rest() {
   # stage) on both corpora.
   cloak bench --mode neutral --corpus emodb --attack medium --out "$out/guarded_attack/emodb_medium" -q
   for c in emodb ravdess; do
-    cloak bench --mode thorough --corpus "$c" --out "$out/thorough/$c" -q
+    cloak bench --mode thorough --corpus "$c" --out "$out/thorough/${c}_thorough" -q
   done
 }
 
