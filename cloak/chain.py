@@ -68,8 +68,7 @@ class Mode:
     @property
     def guarded(self) -> bool:
         """Whether a stage crafts with the words guard (Whisper base then helps craft)."""
-        return ((self.bands is not None and self.bands.guarded)
-                or (self.attack is not None and self.attack.words > 0 and self.attack.steps > 0))
+        return any(stage is not None and stage.guarded for stage in (self.bands, self.attack))
 
     @property
     def keeps_timing(self) -> bool:

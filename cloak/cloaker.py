@@ -65,6 +65,11 @@ class CloakConfig:
             raise ValueError(f"words must be >= 0, got {self.words}")
 
     @property
+    def guarded(self) -> bool:
+        """Whether the words guard crafts (Whisper then helps craft; no steps craft nothing)."""
+        return self.words > 0 and self.steps > 0
+
+    @property
     def step_size(self) -> float:
         return self.alpha if self.alpha is not None else 2.5 / max(self.steps, 1)
 
@@ -149,7 +154,7 @@ class Cloaker:
         self.model = model.to(device).eval()
         self.config = config
         self.device = torch.device(device)
-        self.guard = WordsGuard(config.language, device) if config.words > 0 and config.steps > 0 else None
+        self.guard = WordsGuard(config.language, device) if config.guarded else None
 
     def with_config(self, **changes) -> Cloaker:
         """A cloaker sharing this model, with some settings changed."""

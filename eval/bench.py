@@ -83,9 +83,8 @@ class BenchConfig:
                 raise ValueError(f"mode {self.mode!r} has no neutralizer settings to change")
             mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
         if self.attack is not None:
-            guard = self.words_guard and mode.neutralize is not None
-            mode = replace(mode, attack=replace(STRENGTHS[self.attack], words=1.0 if guard else 0.0, language=language))
-        elif mode.attack is not None and mode.attack.words > 0:  # a preset's own guarded attack
+            mode = replace(mode, attack=STRENGTHS[self.attack])
+        if mode.attack is not None and mode.neutralize is not None:  # crafted on the neutralizer's output: guarded
             mode = replace(mode, attack=replace(mode.attack, words=1.0 if self.words_guard else 0.0, language=language))
         if self.band_gain is not None:
             mode = replace(mode, bands=BandGainConfig(max_gain_db=self.band_gain, crafted=not self.band_control,
