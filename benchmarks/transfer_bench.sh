@@ -51,8 +51,8 @@ the_rest() {
   # The adversarial stage on the neutralizer's output with the words guard (as `cloak apply
   # --strength medium` runs it), and the thorough mode (slow voices retimed further, then that
   # stage) on both corpora.
-  cloak bench --mode neutral --corpus emodb --attack medium --out "$out/guarded_attack/emodb_medium" -q
   for c in emodb ravdess; do
+    cloak bench --mode neutral --corpus "$c" --attack medium --out "$out/guarded_attack/${c}_medium" -q
     cloak bench --mode thorough --corpus "$c" --out "$out/thorough/${c}_thorough" -q
   done
 }
