@@ -19,6 +19,7 @@ from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torc
 
 MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
 TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
+MAX_TOKENS = 224  # Whisper's decoder reads at most 448 positions; half is its own cap for a window
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,27 @@ class WordsGuard:
         self.model = load_whisper_torch().to(self.device)
 
     def transcript(self, wave16: np.ndarray) -> Transcript:
-        """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected."""
+        """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected.
+
+        One encoding of the 30 s window serves both the language detection and the decoding
+        (faster-whisper's ``transcribe`` encodes it twice when it detects the language)."""
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
         from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
 
         _check_length(len(wave16))
         asr = load_whisper()
-        segments, info = asr.transcribe(np.ascontiguousarray(wave16, dtype=np.float32), language=self.language,
-                                        beam_size=WHISPER_BEAM_SIZE, without_timestamps=True)
-        segments = list(segments)
-        tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=info.language)
-        return Transcript(tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,),
-                          tuple(t for s in segments for t in s.tokens) + (tokenizer.eot,),
-                          "".join(s.text for s in segments).strip())
+        features = pad_or_trim(asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32)))
+        states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+        language = self.language or asr.model.detect_language(states)[0][0][0][2:-2]
+        tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=language)
+        prompt = tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,)
+        result = asr.model.generate(states, [list(prompt)], beam_size=WHISPER_BEAM_SIZE, suppress_blank=True,
+                                    suppress_tokens=[-1], max_length=MAX_TOKENS)
+        tokens = tuple(t for t in result[0].sequences_ids[0] if t < tokenizer.eot)
+        return Transcript(prompt, tokens + (tokenizer.eot,), tokenizer.decode(list(tokens)).strip())
 
     def loss(self, wave16: torch.Tensor, words: Transcript) -> torch.Tensor:
         """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced."""

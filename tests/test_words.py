@@ -96,6 +96,14 @@ def test_guard_reads_the_words_and_its_gradient_keeps_them(clip, whisper):
         assert float(guard.loss(noisy - 2e-4 * grad.sign(), words)) < float(loss)  # the gradient points the way
 
 
+@pytest.mark.requires_asr
+def test_guard_detects_the_language_from_the_same_encoding(clip):
+    from cloak.words import WordsGuard
+
+    told, detected = WordsGuard("de").transcript(clip[0]), WordsGuard().transcript(clip[0])
+    assert detected == told and "Lappen" in detected.text  # German detected: the same prompt and tokens
+
+
 def test_guard_refuses_pieces_longer_than_whisper_reads():
     from cloak.words import WordsGuard
 
