@@ -1,7 +1,7 @@
 """The words guard: keep what speech-to-text hears while a stage changes the audio.
 
-The user's words are what Whisper base hears in the clean recording (faster-whisper, beam 5,
-the same bundled model the evaluator scores WER with). A stage that changes the audio asks the
+The user's words are what Whisper base hears in the clean recording (beam 5 in CTranslate2, the
+same bundled model the evaluator scores WER with through faster-whisper). A stage that changes the audio asks the
 guard for the cross-entropy of those tokens on its output (Whisper in torch, teacher-forced,
 :mod:`cloak.whisper_torch`); descending it keeps the words where they are, and can bring back
 words an earlier stage had blurred. Whisper is then a crafting model: the Whisper-encoder
