@@ -75,13 +75,17 @@ class IterativeFGSM:
 
     def __call__(
         self, inputs: torch.Tensor, bound: torch.Tensor | float, clean_probs: torch.Tensor | None = None,
-        callback: Callable[[int], None] | None = None, keep: torch.Tensor | None = None, keep_weight: float = 1.0,
+        callback: Callable[[int], None] | None = None, keep: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        keep_weight: float = 1.0, keep_every: int = 1,
     ) -> torch.Tensor:
         """Adversarial version of ``inputs``; ``callback(step)`` after each step (may raise to cancel).
 
-        ``keep``: the gradient of a loss to *descend* at the same time (the words guard's, shaped like
-        ``inputs``); each step then follows the sign of the objective's gradient minus ``keep_weight``
-        times ``keep``, each scaled to unit mean magnitude per input."""
+        ``keep(adv)``: the gradient of a loss to *descend* at the same time (the words guard's, shaped
+        like ``inputs``), taken afresh every ``keep_every`` steps from the first; each step then follows
+        the sign of the objective's gradient minus ``keep_weight`` times the latest ``keep``, each
+        scaled to unit mean magnitude per input."""
+        if keep_every < 1:
+            raise ValueError(f"keep_every must be >= 1, got {keep_every}")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -91,13 +95,16 @@ class IterativeFGSM:
                     clean_probs = torch.softmax(self.model(inputs), -1)
             bound = torch.as_tensor(bound, dtype=inputs.dtype, device=inputs.device)
             adv = inputs.clone()
+            kept = None
             for step in range(self.steps):
+                if keep is not None and step % keep_every == 0:
+                    kept = _unit(keep(adv.detach()))
                 adv.requires_grad_(True)
                 loss = self.objective(self.model(adv), clean_probs).sum()
                 (grad,) = torch.autograd.grad(loss, adv)
                 with torch.no_grad():
-                    if keep is not None:
-                        grad = _unit(grad) - keep_weight * _unit(keep)
+                    if kept is not None:
+                        grad = _unit(grad) - keep_weight * kept
                     adv = adv + self.alpha * bound * grad.sign()
                     adv = inputs + torch.maximum(torch.minimum(adv - inputs, bound), -bound)
                     if self.clip is not None:

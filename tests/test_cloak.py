@@ -65,6 +65,23 @@ def test_iterative_fgsm_does_not_touch_model_or_inputs(recognizer, clip):
     assert (adv - x).abs().max() <= 0.002 + 1e-7 and adv.abs().max() <= 1.0
 
 
+def test_iterative_fgsm_descends_keep_retaken_every_few_steps(recognizer, clip):
+    x = torch.from_numpy(clip[0])[None]
+    seen = []
+    pull = torch.from_numpy(np.random.default_rng(0).choice([-1.0, 1.0], x.shape).astype(np.float32))
+
+    def keep(adv):
+        seen.append(adv.clone())
+        return pull
+
+    attack = IterativeFGSM(recognizer, steps=6, alpha=0.5, objective=away_from_top_k)
+    adv = attack(x, 0.002, keep=keep, keep_weight=1e3, keep_every=3)
+    assert len(seen) == 2 and torch.equal(seen[0], x) and not torch.equal(seen[1], x)  # steps 0 and 3, where the attack is
+    assert torch.allclose(adv - x, -0.002 * pull, atol=1e-7)  # a dominant keep is descended all the way
+    with pytest.raises(ValueError, match="keep_every"):
+        attack(x, 0.002, keep=keep, keep_every=0)
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="steps"):
         CloakConfig(steps=-1)
@@ -72,6 +89,8 @@ def test_config_rejects_bad_values():
         CloakConfig(epsilon=2.0)
     with pytest.raises(ValueError, match="objective"):
         CloakConfig(objective="nope")
+    with pytest.raises(ValueError, match="words_every"):
+        CloakConfig(words=1.0, words_every=0)
 
 
 def test_window_starts_cover_evenly():
