@@ -1,7 +1,7 @@
 """Measure the neutralizer's reference values on the EmoDB *training* speakers.
 
 Prints, per emotion, the means of: syllable nuclei per second of phonation, median voiced F0
-over its 5th percentile, and the two effort coordinates; then the effort basis itself, and how
+over its floor (the 5th percentile without DIO's octave errors), and the two effort coordinates; then the effort basis itself, and how
 far the training speakers' own neutral voices lie apart (``SPEAKER_SD``: the neutralizer's
 tolerance is in these units). The neutral row, the basis and the spreads are the constants in
 ``cloak/neutralizer.py``. Speakers 03 and 08 are never read.
@@ -22,7 +22,7 @@ import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
 from cloak.neutralizer import (EFFORT_EDGES_HZ, active_frames, analyse, band_aperiodicity_db, band_matrix,
-                               effort_coordinates, frame_level_db, syllable_rate)
+                               effort_coordinates, frame_level_db, pitch_floor, syllable_rate)
 
 
 def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -35,7 +35,7 @@ def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
     lf = np.log(a.f0[a.f0 > 0])
     db = 10 * np.log10(a.sp[voiced] + 1e-20) @ band_matrix(a.freqs).T
     shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
-    over_floor = float(np.median(lf) - np.percentile(lf, 5))
+    over_floor = float(np.median(lf) - pitch_floor(lf))
     cues = np.array([over_floor, np.log(max(rate, 1e-3)), *np.median(effort_coordinates(a)[voiced], axis=0),
                      *band_aperiodicity_db(a, voiced)])
     return rate, float(np.exp(over_floor)), shape, cues

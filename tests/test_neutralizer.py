@@ -10,7 +10,7 @@ import soundfile as sf
 
 from cloak.chain import MODES, Chain, split_points
 from cloak.neutralizer import (FRAME_PERIOD_MS, MAX_PAUSE_S, NEUTRAL_EFFORT, NeutralizeConfig, Neutralizer, active_frames,
-                               analyse, effort_coordinates, frame_level_db, overlap_add_copy, read_positions,
+                               analyse, effort_coordinates, frame_level_db, overlap_add_copy, pitch_floor, read_positions,
                                steady_envelope, syllable_rate, voiced_mask)
 
 
@@ -65,6 +65,19 @@ def test_a_calm_voice_keeps_its_own_pitch_and_timbre(held_out):
     shift = {t: float(np.linalg.norm(e - effort)) for t, (_, e) in moved.items()}
     assert shift[3.0] < 0.3 * shift[0.0]  # measured 2.0 against 17.6
     assert abs(moved[3.0][0] - level) < 0.02  # the pitch level stays (0.008)
+
+
+def test_a_high_voice_keeps_its_register(held_out):
+    """DIO halves the period on a few frames of a woman's voice; the floor ignores those frames,
+    so the neutralizer does not pull her calm voice down toward a man's (183 Hz -> 108 Hz before)."""
+    wave = _read(held_out, "08a01Na.wav")  # neutral, speaker 08 (female)
+    f0 = analyse(wave, 16_000).f0
+    lf = np.log(f0[f0 > 0])
+    median = float(np.median(lf))
+    assert np.percentile(lf, 5) < median - np.log(2)  # the raw 5th percentile is an octave error (75 Hz)
+    assert median - np.log(1.6) < pitch_floor(lf) < median - np.log(1.1)  # measured 143 Hz
+    out = analyse(Neutralizer()(wave, 16_000), 16_000)
+    assert abs(float(np.median(np.log(out.f0[out.f0 > 0]))) - median) < np.log(1.1)  # measured 183 -> 190 Hz
 
 
 def test_slow_effort_correction_keeps_the_vowels_colour(held_out):
