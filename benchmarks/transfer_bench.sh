@@ -31,7 +31,7 @@ the_rest() {
   done
   cloak bench --mode neutral --corpus emodb --attack medium --no-words-guard --out "$out/ablation/with_attack" -q
   # With a tolerance: cues within half a speaker-SD of the neutral reference left alone (0.5 was the
-  # default until the pitch floor left out DIO's octave errors; ablation/without_tolerance is that build's run at 0).
+  # default until the pitch floor left out DIO's octave errors; that build's ablation is kept in before_pitch_floor/ablation).
   cloak bench --mode neutral --corpus emodb --set tolerance=0.5 --out "$out/ablation/with_tolerance" -q
   cloak bench --mode neutral --corpus emodb --set loudness=1 --set effort_window_s=0.045 --set loudness_window_s=0.105 \
     --set tolerance=0 --out "$out/ablation/fast_corrections" -q
