@@ -44,10 +44,8 @@ class BandGainConfig:
     in :data:`cloak.attacks.OBJECTIVES`); ``crafted=False``: random signs drawn with ``seed`` (the
     control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings;
     ``words``: the words guard's weight against the surrogate (0: off), its gradient taken afresh
-    every ``words_every`` steps (5: twice in 10; taken once, it let Whisper's cross-entropy of the
-    clean transcript rise above the unguarded stage's on the neutralizer's output after the pitch
-    floor was fixed: 0.96 against 0.94 on 08a02Fe, 0.34 every 5 steps) for speech in ``language``
-    (None: detected)."""
+    every ``words_every`` steps, for speech in ``language`` (None: detected). Taken once, the guard
+    kept fewer words than taken every 5 steps (README: the words guard)."""
 
     max_gain_db: float = 3.0
     bands: int = 16
