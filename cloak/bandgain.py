@@ -29,7 +29,7 @@ from torch import nn
 from cloak.attacks import OBJECTIVES
 from cloak.cloaker import fade_weights, window_starts
 from cloak.features import SAMPLE_RATE, hz_to_mel, mel_to_hz
-from cloak.words import Transcript, WordsGuard
+from cloak.words import GuardSettings, Transcript, WordsGuard
 
 N_FFT = 512  # 32 ms frames at 16 kHz ...
 HOP = 128  # ... every 8 ms: fine enough to follow the gain curves without smearing them
@@ -38,14 +38,12 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class BandGainConfig:
+class BandGainConfig(GuardSettings):
     """How the equalizer may move: ``max_gain_db`` per band, ``bands`` mel-spaced bands, a control
     point every ``control_s`` seconds; ``steps`` sign steps with ``momentum`` on ``objective`` (a name
     in :data:`cloak.attacks.OBJECTIVES`); ``crafted=False``: random signs drawn with ``seed`` (the
-    control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings;
-    ``words``: the words guard's weight against the surrogate (0: off), its gradient taken afresh
-    every ``words_every`` steps, for speech in ``language`` (None: detected). Taken once, the guard
-    kept fewer words than taken every 5 steps (README: the words guard)."""
+    control); windows of ``window_s`` seconds overlapping by ``overlap_s`` for long recordings.
+    The words guard (:class:`cloak.words.GuardSettings`) is on by default."""
 
     max_gain_db: float = 3.0
     bands: int = 16
@@ -58,10 +56,9 @@ class BandGainConfig:
     window_s: float = 8.0
     overlap_s: float = 1.0
     words: float = 1.0
-    words_every: int = 5
-    language: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 < self.max_gain_db <= 12:
             raise ValueError(f"max_gain_db must be in (0, 12] dB, got {self.max_gain_db}")
         if not 2 <= self.bands <= 64:
@@ -72,15 +69,13 @@ class BandGainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
-        if self.words < 0 or self.words_every < 1:
-            raise ValueError(f"need words >= 0 and words_every >= 1, got {self.words}, {self.words_every}")
         if not 0 <= self.overlap_s < self.window_s / 2:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
 
     @property
-    def guarded(self) -> bool:
-        """Whether the words guard crafts (Whisper then helps craft; the random control crafts nothing)."""
-        return self.crafted and self.words > 0
+    def crafts(self) -> bool:
+        """Whether the gains are crafted (the random control crafts nothing)."""
+        return self.crafted
 
 
 def _centres_mel(bands: int) -> torch.Tensor:

@@ -20,24 +20,22 @@ from cloak.attacks import OBJECTIVES, IterativeFGSM
 from cloak.audio import AudioError, check_wave, resample, to_model_rate
 from cloak.emodb import EMOTIONS
 from cloak.features import HOP_LENGTH, SAMPLE_RATE
-from cloak.words import Transcript, WordsGuard
+from cloak.words import GuardSettings, Transcript, WordsGuard
 
 ENVELOPE_SMOOTHING = 5  # frames (10 ms each) of moving-max over the frame RMS: covers attacks and onsets
 Progress = Callable[[int, int], None]  # (steps done, steps total); may raise to cancel
 
 
 @dataclass(frozen=True)
-class CloakConfig:
+class CloakConfig(GuardSettings):
     """How strongly to cloak.
 
     The budget is an L-inf ball whose radius follows the local RMS of the speech:
     ``|delta(t)| <= min(10**(-snr_db/20) * envelope(t), epsilon)``. Once the attack saturates
     it, the achieved SNR is close to ``snr_db``. ``epsilon`` (full-scale amplitude) optionally
     caps it everywhere; ``min_snr_db`` is a hard floor: the perturbation is scaled down to meet it.
-    ``words``: the words guard's weight against the surrogate (0: off; :mod:`cloak.words`), its gradient
-    taken afresh every ``words_every`` steps, for speech in ``language`` (None: detected); a guarded
-    piece is attacked as one window of at most 30 s. Taken once (at the start of 10 steps), the guard
-    kept EmoDB's German words but not RAVDESS's English ones (README: the thorough mode).
+    The words guard (:class:`cloak.words.GuardSettings`, off by default) reads a guarded piece as
+    one window of at most 30 s.
     """
 
     steps: int = 10
@@ -49,11 +47,9 @@ class CloakConfig:
     window_s: float = 8.0
     overlap_s: float = 1.0
     batch_windows: int = 4
-    words: float = 0.0
-    words_every: int = 5
-    language: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if not 0 < self.snr_db < 120:
@@ -64,13 +60,11 @@ class CloakConfig:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
         if not 0 <= self.overlap_s < self.window_s / 2:
             raise ValueError(f"need 0 <= overlap_s < window_s / 2, got {self.overlap_s}, {self.window_s}")
-        if self.words < 0 or self.words_every < 1:
-            raise ValueError(f"need words >= 0 and words_every >= 1, got {self.words}, {self.words_every}")
 
     @property
-    def guarded(self) -> bool:
-        """Whether the words guard crafts (Whisper then helps craft; no steps craft nothing)."""
-        return self.words > 0 and self.steps > 0
+    def crafts(self) -> bool:
+        """Whether any attack step runs."""
+        return self.steps > 0
 
     @property
     def step_size(self) -> float:

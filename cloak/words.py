@@ -9,6 +9,7 @@ judges no longer judge a mode that uses the guard (the bench says so).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,35 @@ from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torc
 MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
 TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
 MAX_TOKENS = 224  # Whisper's decoder reads at most 448 positions; half is its own cap for a window
+
+
+@dataclass(frozen=True)
+class GuardSettings(ABC):
+    """The words guard's settings, shared by the stages that craft with it.
+
+    ``words``: the guard's weight against the surrogate (0: off); its gradient is taken afresh every
+    ``words_every`` steps, for speech in ``language`` (None: detected). Taken once, at the start of
+    10 steps, it kept fewer words than every 5 steps: EmoDB's German ones but not RAVDESS's English
+    ones (README: the words guard). A stage sets :attr:`crafts`.
+    """
+
+    words: float = 0.0
+    words_every: int = 5
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.words < 0 or self.words_every < 1:
+            raise ValueError(f"need words >= 0 and words_every >= 1, got {self.words}, {self.words_every}")
+
+    @property
+    @abstractmethod
+    def crafts(self) -> bool:
+        """Whether the stage crafts anything for the guard to steer."""
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the words guard crafts (Whisper then helps craft)."""
+        return self.words > 0 and self.crafts
 
 
 @dataclass(frozen=True)

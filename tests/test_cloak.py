@@ -89,8 +89,6 @@ def test_config_rejects_bad_values():
         CloakConfig(epsilon=2.0)
     with pytest.raises(ValueError, match="objective"):
         CloakConfig(objective="nope")
-    with pytest.raises(ValueError, match="words_every"):
-        CloakConfig(words=1.0, words_every=0)
 
 
 def test_window_starts_cover_evenly():
