@@ -64,15 +64,16 @@ class NeutralizeConfig:
     ``pitch_range``: shrink the F0 excursions around the utterance's level.
     ``pitch_level``: move the F0 level toward where a neutral voice sits above its floor.
     ``loudness``: flatten frame-level loudness dynamics (the output level is always normalized).
-    Off by default: at calm 1 it hid more only from the Whisper probe (0.68 against 0.51) and cost
-    WER +0.027, speaker similarity 0.02 and DNSMOS 0.07 (README: the ablation); ``--flatten-loudness``.
+    Off by default: at calm 1 on EmoDB 03+08 it hides more from ComParE (0.53 against 0.37), eGeMAPS
+    and the Whisper probe, less from gru-mel and the speaker probe, and costs WER +0.019 over the
+    default (a rise of +0.048 over clean) and similarity 0.02 (README: the frontier); ``--flatten-loudness``.
     ``effort``: move the envelope's balance of low against high frequencies (vocal effort) toward neutral.
     ``rate``: time-stretch the phonation toward a neutral syllable rate; long pauses are shortened.
     ``voice_quality``: move the aperiodicity (breathy or pressed voice) of voiced speech toward neutral.
     ``steadiness``: steady the voiced envelope's frame-to-frame flicker (a running mean over
     ``steadiness_window_s``, three frames: short enough to keep the formant transitions). Off by
-    default: on EmoDB 03+08 it lowered ComParE's and the speaker probe's reading at no cost in WER,
-    but on RAVDESS no judge moved and Whisper's WER rose 0.017 (README: the steady envelope).
+    default: on EmoDB 03+08 it hides more from ComParE (0.50 against 0.37) and the speaker probe,
+    less from gru-mel, for WER +0.009; on RAVDESS no judge moves (README: the steady envelope).
     ``rate_gain``: how many times its measured gap a slow voice is sped up by (slowing a fast voice
     keeps gain 1). The estimate reads only part of the slowness: on EmoDB 03+08 a sentence read sadly
     takes 1.79 times as long as the same speaker's neutral reading, and still 1.45 times after the
