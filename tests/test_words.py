@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from cloak.bandgain import BandGainConfig
+from cloak.cloaker import CloakConfig
 from cloak.whisper_torch import read_ctranslate2, slaney_mel_filters
+from cloak.words import GuardSettings
 
 
 def _string(text: str) -> bytes:
@@ -112,13 +115,10 @@ def test_guard_refuses_pieces_longer_than_whisper_reads():
         guard.transcript(np.zeros(31 * 16_000, np.float32))
 
 
-@pytest.mark.parametrize("config", ["attack", "band gains"])
-def test_both_crafting_stages_share_the_guards_settings(config):
-    from cloak.bandgain import BandGainConfig
-    from cloak.cloaker import CloakConfig
-    from cloak.words import GuardSettings
-
-    make = {"attack": CloakConfig, "band gains": BandGainConfig}[config]
+@pytest.mark.parametrize(("make", "idle"), [(CloakConfig, CloakConfig(steps=0, words=1.0)),
+                                            (BandGainConfig, BandGainConfig(crafted=False, words=1.0))],
+                         ids=["attack", "band gains"])
+def test_both_crafting_stages_share_the_guards_settings(make, idle):
     assert issubclass(make, GuardSettings)
     with pytest.raises(ValueError, match="words_every"):
         make(words=1.0, words_every=0)
@@ -126,12 +126,9 @@ def test_both_crafting_stages_share_the_guards_settings(config):
         make(words=-0.5)
     assert make(words=1.0, language="de").guarded
     assert not make(words=0.0).guarded
-    idle = CloakConfig(steps=0, words=1.0) if make is CloakConfig else BandGainConfig(crafted=False, words=1.0)
     assert not idle.guarded  # nothing crafted: Whisper helps craft nothing
 
 
 def test_guard_settings_alone_are_not_a_stage():
-    from cloak.words import GuardSettings
-
     with pytest.raises(TypeError):
         GuardSettings(words=1.0)
