@@ -9,7 +9,9 @@ judges no longer judge a mode that uses the guard (the bench says so).
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,9 @@ from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torc
 MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
 TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
 MAX_TOKENS = 224  # Whisper's decoder reads at most 448 positions; half is its own cap for a window
+WINDOW_MIN_S = 8.0  # the transcript's window: the piece and WINDOW_TAIL_S of silence, at least this long;
+WINDOW_TAIL_S = 2.0  # a quarter of a 30 s window's encoding on a short clip, the same words once repeats are cut
+TOKENS_PER_S = 10  # a cap on the tokens a window may decode into (speech gives 3-6 a second)
 
 
 @dataclass(frozen=True)
@@ -78,25 +83,30 @@ class WordsGuard:
     def transcript(self, wave16: np.ndarray) -> Transcript:
         """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected.
 
-        One encoding of the 30 s window serves both the language detection and the decoding
-        (faster-whisper's ``transcribe`` encodes it twice when it detects the language)."""
+        The window is the piece and 2 s of silence, at least 8 s (not Whisper's 30 s, which costs four
+        times as much on a short clip). In a short window the decoder tends to say the words again as if
+        the silence held them; :func:`cut_repeat` keeps the first saying. One encoding serves both the
+        language detection and the decoding."""
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
         from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
 
-        _check_length(len(wave16))
+        n = _check_length(len(wave16))
+        window_s = min(MAX_SECONDS, max(WINDOW_MIN_S, n / SAMPLE_RATE + WINDOW_TAIL_S))
         asr = load_whisper()
-        features = pad_or_trim(asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32)))
+        features = asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32))
+        features = pad_or_trim(features, 2 * round(window_s * SAMPLE_RATE / HOP / 2))
         states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
         language = self.language or asr.model.detect_language(states)[0][0][0][2:-2]
         tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=language)
         prompt = tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,)
+        cap = min(MAX_TOKENS, round(TOKENS_PER_S * window_s))
         result = asr.model.generate(states, [list(prompt)], beam_size=WHISPER_BEAM_SIZE, suppress_blank=True,
-                                    suppress_tokens=[-1], max_length=MAX_TOKENS)
-        tokens = tuple(t for t in result[0].sequences_ids[0] if t < tokenizer.eot)
-        return Transcript(prompt, tokens + (tokenizer.eot,), tokenizer.decode(list(tokens)).strip())
+                                    suppress_tokens=[-1], max_length=cap)
+        tokens = cut_repeat([t for t in result[0].sequences_ids[0] if t < tokenizer.eot], tokenizer.decode)
+        return Transcript(prompt, tuple(tokens) + (tokenizer.eot,), tokenizer.decode(tokens).strip())
 
     def loss(self, wave16: torch.Tensor, words: Transcript) -> torch.Tensor:
         """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced."""
@@ -107,6 +117,21 @@ class WordsGuard:
         logits = self.model.logits(seq[:, :-1], self.model.encode(mel))
         start = len(words.prompt) - 1  # the first prediction of a text token
         return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
+
+
+def cut_repeat(tokens: list[int], decode: Callable[[list[int]], str], words: int = 4) -> list[int]:
+    """``tokens`` up to where the text starts over: the first word boundary after which the next
+    ``words`` words (at least 3; case and punctuation aside) are the text's first ones."""
+    def said(toks: list[int]) -> list[str]:
+        return [re.sub(r"[^\w']", "", w.lower()) for w in decode(toks).split()]
+
+    head = said(tokens)[:words]
+    for p in range(1, len(tokens)):
+        if decode(tokens[p:p + 1]).startswith(" "):
+            tail = said(tokens[p:])[:words]
+            if len(tail) >= 3 and tail == head[:len(tail)]:
+                return tokens[:p]
+    return tokens
 
 
 def _check_length(n: int) -> int:

@@ -5,12 +5,14 @@ import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+from conftest import require_corpus
 
 from cloak.bandgain import BandGainConfig
 from cloak.cloaker import CloakConfig
 from cloak.whisper_torch import read_ctranslate2, slaney_mel_filters
-from cloak.words import GuardSettings
+from cloak.words import GuardSettings, cut_repeat
 
 
 def _string(text: str) -> bytes:
@@ -105,6 +107,32 @@ def test_guard_detects_the_language_from_the_same_encoding(clip):
 
     told, detected = WordsGuard("de").transcript(clip[0]), WordsGuard().transcript(clip[0])
     assert detected == told and "Lappen" in detected.text  # German detected: the same prompt and tokens
+
+
+PIECES = [" Dogs", " are", " sitting", " by", " the", " door", ".", " dogs", " are", " sit", "ting", " by", " no"]
+
+
+def _decode(tokens: list[int]) -> str:
+    return "".join(PIECES[t] for t in tokens)
+
+
+def test_repeat_cut_keeps_the_first_saying_whatever_its_case_and_punctuation():
+    once, again = list(range(7)), [7, 8, 9, 10, 11, 3]  # " dogs are sitting by", cut short by the cap
+    assert cut_repeat(once + again, _decode) == once
+    assert cut_repeat(once, _decode) == once  # said once: nothing to cut
+    assert cut_repeat(once + [7, 8], _decode) == once + [7, 8]  # two words are an echo, not a start-over
+    assert cut_repeat([12, 12, 12, 12], _decode) == [12]  # a word said four times reads as a start-over (a known limit)
+
+
+@pytest.mark.requires_asr
+def test_guard_transcribes_a_short_clip_in_a_short_window_once():
+    from cloak.eval.judges.data import find_ravdess
+    from cloak.words import WordsGuard
+
+    path = require_corpus(find_ravdess(), "RAVDESS") / "03-01-01-01-02-01-17.flac"  # held-out actor 17
+    wave, sr = sf.read(str(path), dtype="float32")
+    words = WordsGuard("en").transcript(wave)  # in an 8 s window Whisper says this sentence twice
+    assert sr == 16_000 and words.text == "Dogs are sitting by the door."
 
 
 def test_guard_refuses_pieces_longer_than_whisper_reads():
