@@ -5,8 +5,8 @@ surrogate's before/after readings) on the first N held-out clips at 16 kHz, on o
 48 kHz stereo, and on all N joined into one recording, and prints seconds of work per second of
 audio. Also the neutral mode's crafted stages with their words guard: band gains (``--band-gain 3``)
 and the attack (``--strength medium``), both told the language; the thorough mode as a user runs it
-(the language detected from the same encoding of the window) and told it. The guard's transcription costs about
-the same for any piece up to 30 s, so short clips pay the most.
+(the language detected from the same encoding of the window) and told it. The guard transcribes each piece in a
+window of the piece and 2 s, at least 8 s, so the shortest clips pay the most.
 
     OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
 """

@@ -11,7 +11,7 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
 - ``thorough``: the neutral mode with slow voices sped up further (``rate_gain`` 2, consonants
   retimed too), then the adversarial stage crafted with the words guard (Whisper keeps the words).
   It also hides from the big functional sets (ComParE) the neutral mode leaves, at a real-time
-  factor of about 2 on short clips and near 0.6 on 17 s ones (README: the thorough mode).
+  factor of about 1.1 on 1.7 s clips and 0.6 on 17 s ones (README: the thorough mode).
 
 The neutral mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly
 moving equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families
