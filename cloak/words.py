@@ -23,10 +23,10 @@ from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torc
 MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
 TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
 MAX_TOKENS = 224  # Whisper's decoder reads at most 448 positions; half is its own cap for a window
-WINDOW_MIN_S = 8.0  # the transcript's window: the piece and WINDOW_TAIL_S of silence, at least this long;
-WINDOW_TAIL_S = 2.0  # a quarter of a 30 s window's encoding on a short clip, the same words once repeats are cut
-TOKENS_PER_S = 12  # a cap on the tokens decoded per second of the piece and 1 s (EmoDB's speech gives up to 8):
-# a repeat stops there
+WINDOW_MIN_S = 8.0  # the transcript's window: the piece and WINDOW_TAIL_S of silence, at least 8 s; a quarter
+WINDOW_TAIL_S = 2.0  # of a 30 s window's cost on a short clip, and the same words once the repeat is cut
+TOKENS_PER_S = 12  # the transcript's cap per second of the piece and CAP_TAIL_S (speech gives up to 8), so a
+CAP_TAIL_S = 1.0  # repeat stops early
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class WordsGuard:
         language = self.language or asr.model.detect_language(states)[0][0][0][2:-2]
         tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=language)
         prompt = tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,)
-        cap = min(MAX_TOKENS, round(TOKENS_PER_S * (n / SAMPLE_RATE + 1.0)))
+        cap = min(MAX_TOKENS, round(TOKENS_PER_S * (n / SAMPLE_RATE + CAP_TAIL_S)))
         result = asr.model.generate(states, [list(prompt)], beam_size=WHISPER_BEAM_SIZE, suppress_blank=True,
                                     suppress_tokens=[-1], max_length=cap)
         tokens = cut_repeat([t for t in result[0].sequences_ids[0] if t < tokenizer.eot], tokenizer.decode)
