@@ -117,7 +117,7 @@ def _decode(tokens: list[int]) -> str:
 
 
 def test_repeat_cut_keeps_the_first_saying_whatever_its_case_and_punctuation():
-    once, again = list(range(7)), [7, 8, 9, 10, 11, 3]  # " dogs are sitting by", cut short by the cap
+    once, again = list(range(7)), [7, 8, 9, 10, 11]  # " dogs are sit|ting by": cut short by the cap
     assert cut_repeat(once + again, _decode) == once
     assert cut_repeat(once, _decode) == once  # said once: nothing to cut
     assert cut_repeat(once + [7, 8], _decode) == once + [7, 8]  # two words are an echo, not a start-over
