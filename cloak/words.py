@@ -120,17 +120,18 @@ class WordsGuard:
         return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
 
 
-def cut_repeat(tokens: list[int], decode: Callable[[list[int]], str], words: int = 4) -> list[int]:
-    """``tokens`` up to where the text starts over: the first word boundary after which the next
-    ``words`` words (at least 3; case and punctuation aside) are the text's first ones."""
+def cut_repeat(tokens: list[int], decode: Callable[[list[int]], str]) -> list[int]:
+    """``tokens`` up to where the text starts over: the first word boundary from which all the rest, at
+    least 3 words (case and punctuation aside), repeats the text's beginning. Speech that comes back
+    to its first words and goes on elsewhere is kept whole."""
     def said(toks: list[int]) -> list[str]:
         return [re.sub(r"[^\w']", "", w.lower()) for w in decode(toks).split()]
 
-    head = said(tokens)[:words]
+    whole = said(tokens)
     for p in range(1, len(tokens)):
         if decode(tokens[p:p + 1]).startswith(" "):
-            tail = said(tokens[p:])[:words]
-            if len(tail) >= 3 and tail == head[:len(tail)]:
+            rest = said(tokens[p:])
+            if len(rest) >= 3 and rest == whole[:len(rest)]:
                 return tokens[:p]
     return tokens
 

@@ -121,6 +121,7 @@ def test_repeat_cut_keeps_the_first_saying_whatever_its_case_and_punctuation():
     assert cut_repeat(once + again, _decode) == once
     assert cut_repeat(once, _decode) == once  # said once: nothing to cut
     assert cut_repeat(once + [7, 8], _decode) == once + [7, 8]  # two words are an echo, not a start-over
+    assert cut_repeat(once + [7, 8, 9, 10, 11, 12], _decode) == once + [7, 8, 9, 10, 11, 12]  # back, then on elsewhere
     assert cut_repeat([12, 12, 12, 12], _decode) == [12]  # a word said four times reads as a start-over (a known limit)
 
 
