@@ -11,8 +11,9 @@ from conftest import require_corpus
 
 from cloak.bandgain import BandGainConfig
 from cloak.cloaker import CloakConfig
-from cloak.whisper_torch import read_ctranslate2, slaney_mel_filters
-from cloak.words import GuardSettings, cut_repeat
+from cloak.eval.judges.data import find_ravdess
+from cloak.whisper_torch import load_whisper_torch, read_ctranslate2, slaney_mel_filters
+from cloak.words import GuardSettings, WordsGuard, cut_repeat
 
 
 def _string(text: str) -> bytes:
@@ -52,8 +53,6 @@ def test_slaney_filters_match_whisper_s_own():
 
 @pytest.fixture(scope="module")
 def whisper():
-    from cloak.whisper_torch import load_whisper_torch
-
     return load_whisper_torch()
 
 
@@ -81,8 +80,6 @@ def test_front_end_and_encoder_match_ctranslate2(clip, whisper, ct2):
 @pytest.mark.requires_asr
 @pytest.mark.slow
 def test_guard_reads_the_words_and_its_gradient_keeps_them(clip, whisper):
-    from cloak.words import WordsGuard
-
     guard = WordsGuard("de")
     words = guard.transcript(clip[0])  # 03a01Wa: "Der Lappen liegt auf dem Eisschrank."
     assert "Lappen" in words.text and words.tokens[-1] == 50257
@@ -103,8 +100,6 @@ def test_guard_reads_the_words_and_its_gradient_keeps_them(clip, whisper):
 
 @pytest.mark.requires_asr
 def test_guard_detects_the_language_from_the_same_encoding(clip):
-    from cloak.words import WordsGuard
-
     told, detected = WordsGuard("de").transcript(clip[0]), WordsGuard().transcript(clip[0])
     assert detected == told and "Lappen" in detected.text  # German detected: the same prompt and tokens
 
@@ -127,9 +122,6 @@ def test_repeat_cut_keeps_the_first_saying_whatever_its_case_and_punctuation():
 
 @pytest.mark.requires_asr
 def test_guard_transcribes_a_short_clip_in_a_short_window_once():
-    from cloak.eval.judges.data import find_ravdess
-    from cloak.words import WordsGuard
-
     path = require_corpus(find_ravdess(), "RAVDESS") / "03-01-01-01-02-01-17.flac"  # held-out actor 17
     wave, sr = sf.read(str(path), dtype="float32")
     words = WordsGuard("en").transcript(wave)  # in an 8 s window Whisper says this sentence twice
@@ -137,8 +129,6 @@ def test_guard_transcribes_a_short_clip_in_a_short_window_once():
 
 
 def test_guard_refuses_pieces_longer_than_whisper_reads():
-    from cloak.words import WordsGuard
-
     guard = WordsGuard("de")
     with pytest.raises(ValueError, match="30 s"):
         guard.transcript(np.zeros(31 * 16_000, np.float32))
