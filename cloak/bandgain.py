@@ -149,7 +149,8 @@ class BandGain:
                 loss = objective(self.model(y[None]), clean).sum()
                 (grad,) = torch.autograd.grad(loss, g, retain_graph=fresh)
                 if fresh:
-                    (keep,) = torch.autograd.grad(self.guard.loss(y, words), g)
+                    with self.guard.working():
+                        (keep,) = torch.autograd.grad(self.guard.loss(y, words), g)
                     keep = keep / (keep.abs().mean() + 1e-12)
             with torch.no_grad():
                 grad = grad / (grad.abs().mean() + 1e-12) - cfg.words * keep

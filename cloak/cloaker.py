@@ -222,7 +222,7 @@ class Cloaker:
     def _keep(self, x: torch.Tensor, words: Transcript) -> torch.Tensor:
         """The words guard's gradient at ``x`` ``(samples,)``: ``(1, samples)``."""
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), self.guard.working():
             (keep,) = torch.autograd.grad(self.guard.loss(x, words), x)
         return keep[None]
 

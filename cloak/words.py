@@ -9,9 +9,11 @@ judges no longer judge a mode that uses the guard (the bench says so).
 """
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,15 +73,31 @@ class Transcript:
 class WordsGuard:
     """``transcript(clean) -> Transcript``; ``loss(changed, transcript) -> cross-entropy``.
 
+    Whisper's work is large matrix products, so it runs on ``threads`` CPU threads (default: every
+    core the process may use) whatever the rest of the cloak uses; wrap a backward pass through
+    :meth:`loss` in :meth:`working` to give it the same.
+
     >>> guard = WordsGuard()
     >>> words = guard.transcript(clean16)
-    >>> guard.loss(torch.from_numpy(changed16), words).backward()
+    >>> with guard.working():
+    ...     guard.loss(torch.from_numpy(changed16), words).backward()
     """
 
-    def __init__(self, language: str | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, language: str | None = None, device: str | torch.device = "cpu", threads: int | None = None) -> None:
         self.language = language
         self.device = torch.device(device)
+        self.threads = threads or len(os.sched_getaffinity(0))
         self.model = load_whisper_torch().to(self.device)
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Torch runs on the guard's threads inside, on its own count again after."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def transcript(self, wave16: np.ndarray) -> Transcript:
         """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected.
@@ -96,7 +114,7 @@ class WordsGuard:
 
         n = _check_length(len(wave16))
         window_s = min(MAX_SECONDS, max(WINDOW_MIN_S, n / SAMPLE_RATE + WINDOW_TAIL_S))
-        asr = load_whisper()
+        asr = load_whisper(cpu_threads=self.threads)
         features = asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32))
         features = pad_or_trim(features, 2 * round(window_s * SAMPLE_RATE / HOP / 2))
         states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
