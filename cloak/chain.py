@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -130,16 +131,21 @@ class Chain:
     def steps(self) -> int:
         return self.mode.attack.steps if self.mode.attack else 0
 
-    def neutralize(self, mono: np.ndarray, sample_rate: int, progress: Progress | None = None,
+    def cuts(self, mono: np.ndarray, sample_rate: int) -> list[int]:
+        """Where the neutralizer cuts ``mono`` into segments: at pauses about :data:`SEGMENT_S` apart (less
+        with the words guard, which reads a whole stretched segment, <= 30 s, at once)."""
+        assert self.neutralizer is not None
+        segment_s = SEGMENT_S
+        if self.guard is not None:
+            segment_s = min(SEGMENT_S, 0.95 * GUARD_MAX_S / self.neutralizer.config.max_stretch - SEARCH_S)
+        return split_points(mono, sample_rate, segment_s)
+
+    def neutralize(self, mono: np.ndarray, sample_rate: int, cuts: list[int], progress: Progress | None = None,
                    ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-        """Neutralize float32 mono audio segment by segment (cut at pauses, joined with short fades).
+        """Neutralize float32 mono audio segment by segment (cut at ``cuts``, joined with short fades).
 
         Also returns each segment's ``(start, end)`` in the input and ``(start, end)`` in the output."""
         assert self.neutralizer is not None
-        segment_s = SEGMENT_S
-        if self.guard is not None:  # the guard reads a segment whole, <= 30 s
-            segment_s = min(SEGMENT_S, 0.95 * GUARD_MAX_S / self.neutralizer.config.max_stretch - SEARCH_S)
-        cuts = split_points(mono, sample_rate, segment_s)
         fade = round(FADE_S * sample_rate)
         out: list[np.ndarray] = []
         spans: list[tuple[int, int, int, int]] = []
@@ -175,11 +181,20 @@ class Chain:
         work_rate = min(sample_rate, MAX_WORK_RATE)
         stages = 1 + (self.bander is not None) + (self.steps > 0)
         report_stage = (lambda s: (lambda d, t: progress(s * 100 + round(100 * d / max(t, 1)), stages * 100))) if progress else None
-        neutral, spans = self.neutralize(resample(mono, sample_rate, work_rate), work_rate,
-                                         report_stage(0) if report_stage else None)
+        work = resample(mono, sample_rate, work_rate)
+        cuts = self.cuts(work, work_rate)
         clean16 = resample(mono, sample_rate, SAMPLE_RATE)
+        # The words guard transcribes the clean segments while the neutralizer works: both release the GIL.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cloak-transcript")
+        try:
+            at16 = [round(c * SAMPLE_RATE / work_rate) for c in cuts]
+            pending = [pool.submit(self.guard.transcript, clean16[a:b]) for a, b in zip(at16[:-1], at16[1:])
+                       ] if self.guard is not None else None
+            neutral, spans = self.neutralize(work, work_rate, cuts, report_stage(0) if report_stage else None)
+            words = [f.result() for f in pending] if pending is not None else None
+        finally:
+            pool.shutdown(cancel_futures=True)
         spans16 = self._spans16(spans, work_rate)
-        words = [self.guard.transcript(clean16[a:b]) for a, b, _, _ in spans16] if self.guard is not None else None
         if self.bander is not None:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
             neutral = self._add16(neutral, self.band_gains(n16, spans16, words, report_stage(1) if report_stage else None),

@@ -172,6 +172,44 @@ def test_words_guard_on_the_attack_keeps_what_whisper_hears_and_still_moves_the_
     assert ce[1.0] < ce[0.0]
 
 
+def test_transcripts_run_beside_the_neutralizer_and_stop_when_the_user_cancels(held_out, recognizer, monkeypatch):
+    """The guard transcribes the clean segments in a second thread while the neutralizer works; a cancel
+    (the progress callback raising) reaches the caller and drops the transcripts not yet started."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    from cloak.cloaker import STRENGTHS
+    from cloak.words import Transcript, WordsGuard
+
+    class Cancelled(Exception):
+        pass
+
+    threads, started = set(), []
+
+    def slow(self, w):
+        threads.add(threading.current_thread().name)
+        started.append(len(w))
+        time.sleep(3.0)
+        return Transcript((50258,), (50257,), "")
+
+    monkeypatch.setattr(WordsGuard, "transcript", slow)
+    names = ("03a01Wa.wav", "08a02Fe.wav", "03a05Tc.wav", "08a02Tb.wav")
+    wave = np.concatenate([_read(held_out, n) for n in names] * 3)  # about 34 s: two segments or more
+    chain = Chain(recognizer, replace(MODES["neutral"], attack=replace(STRENGTHS["low"], steps=2, words=1.0)))
+    segments = len(chain.cuts(wave, 16_000)) - 1
+    assert segments >= 2
+
+    def cancel(done: int, total: int) -> None:
+        raise Cancelled
+
+    t = time.perf_counter()
+    with pytest.raises(Cancelled):
+        chain.cloak(wave, 16_000, progress=cancel)
+    assert threading.current_thread().name not in threads and len(threads) == 1
+    assert 1 <= len(started) < segments and time.perf_counter() - t < 3.0 * segments
+
+
 @pytest.mark.requires_asr
 def test_guarded_stages_share_one_transcript_per_segment(held_out, recognizer, monkeypatch):
     """Band gains and the attack both guarded: each neutralizer segment is transcribed once, and the
