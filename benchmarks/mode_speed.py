@@ -8,7 +8,9 @@ and the attack (``--strength medium``), both told the language; the thorough mod
 (the language detected from the same encoding of the window) and told it. The guard transcribes each piece in a
 window of the piece and 2 s, at least 8 s, so the shortest clips pay the most.
 
-    OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--device cpu|cuda]
+    OMP_NUM_THREADS=1 python benchmarks/mode_speed.py [--clips 20] [--mode thorough ...] [--device cpu|cuda]
+
+Torch runs on one thread (``CLOAK_THREADS`` as in ``cloak apply``); the words guard's Whisper on every core.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clips", type=int, default=20)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mode", action="append", help="time only this mode (repeatable; default all of those below)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("CLOAK_THREADS", "1")))
     held = split(load_emodb(find_emodb()))[1][: args.clips]
@@ -45,8 +48,13 @@ def main() -> None:
     modes = {**MODES, "neutral --band-gain 3": replace(MODES["neutral"], bands=BandGainConfig(language="de")),
              "neutral --strength medium": replace(MODES["neutral"], attack=replace(STRENGTHS["medium"], words=1.0, language="de")),
              "thorough --language de": replace(MODES["thorough"], attack=replace(MODES["thorough"].attack, language="de"))}
+    unknown = set(args.mode or ()) - set(modes)
+    if unknown:
+        ap.error(f"unknown mode {sorted(unknown)}; choose from {sorted(modes)}")
     joined = np.concatenate(waves)
     for name, mode in modes.items():
+        if args.mode and name not in args.mode:
+            continue
         chain = Chain(model, mode, args.device)
         chain.cloak(waves[0], 16_000)  # warm-up
         t = time.perf_counter()

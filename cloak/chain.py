@@ -97,7 +97,7 @@ MODES: dict[str, Mode] = {
     "thorough": Mode("thorough", "neutral, slow voices retimed further, then an attack that keeps the words; "
                                  "hides from more recognizers, about ten times slower",
                      neutralize=NeutralizeConfig(rate_gain=2.0, consonant_pace=1.0, max_stretch=1.6),
-                     attack=replace(STRENGTHS["medium"], words=1.0)),
+                     attack=replace(STRENGTHS["medium"], words=1.0, words_every=10)),
 }
 DEFAULT_MODE = "neutral"
 

@@ -7,11 +7,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloak import __version__
 from cloak.audio import AudioError
 from cloak.emodb import DatasetError
 from cloak.model import ModelError
+
+if TYPE_CHECKING:
+    from cloak.cloaker import CloakConfig
 
 log = logging.getLogger("cloak")
 USER_ERRORS = (AudioError, DatasetError, ModelError, ValueError, OSError)
@@ -65,12 +69,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cloak_config(args: argparse.Namespace):
+def _cloak_config(args: argparse.Namespace, preset: CloakConfig | None = None) -> CloakConfig:
+    """The attack settings the options describe, on top of ``--strength``, else the mode's ``preset``."""
     from dataclasses import replace
 
     from cloak.cloaker import DEFAULT_STRENGTH, STRENGTHS
 
-    cfg = STRENGTHS[args.strength or DEFAULT_STRENGTH]
+    cfg = STRENGTHS[args.strength] if args.strength else preset or STRENGTHS[DEFAULT_STRENGTH]
     changes = {k: v for k, v in (("steps", args.steps), ("epsilon", args.epsilon), ("min_snr_db", args.snr),
                                  ("objective", args.objective)) if v is not None}
     return replace(cfg, **changes)
@@ -86,7 +91,9 @@ def _mode(args: argparse.Namespace):
     attack_options = any(v is not None for v in (args.strength, args.steps, args.epsilon, args.snr, args.objective))
     guard = {"words": 0.0 if args.no_words_guard else 1.0, "language": args.language}
     if mode.attack is not None or attack_options:
-        mode = replace(mode, attack=replace(_cloak_config(args), **(guard if mode.neutralize is not None else {})))
+        schedule = {"words_every": mode.attack.words_every} if mode.attack is not None else {}
+        mode = replace(mode, attack=replace(_cloak_config(args, mode.attack), **schedule,
+                                            **(guard if mode.neutralize is not None else {})))
     if args.calm is not None:
         mode = mode.with_strength(args.calm)
     if args.flatten_loudness:

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from cloak.whisper_torch import HOP, MAX_SECONDS, SAMPLE_RATE, load_whisper_torch
 
-MIN_PAD_S = 4.0  # the decoder was trained on 30 s windows; a few seconds of padding keeps its reading
-TAIL_S = 1.0  # (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
+MIN_PAD_S = 2.5  # the decoder was trained on 30 s windows; a second of silence after the piece keeps its
+TAIL_S = 1.0  # reading (cross-entropy on a 2 s clip: 4.6 unpadded, 0.27 in 4 s, 0.15 in 30 s) at a fraction of the cost
 MAX_TOKENS = 224  # Whisper's decoder reads at most 448 positions; half is its own cap for a window
 WINDOW_MIN_S = 8.0  # the transcript's window: the piece and WINDOW_TAIL_S of silence, at least 8 s; a quarter
 WINDOW_TAIL_S = 2.0  # of a 30 s window's cost on a short clip, and the same words once the repeat is cut
@@ -73,9 +73,11 @@ class Transcript:
 class WordsGuard:
     """``transcript(clean) -> Transcript``; ``loss(changed, transcript) -> cross-entropy``.
 
-    Whisper's work is large matrix products, so it runs on ``threads`` CPU threads (default: every
-    core the process may use) whatever the rest of the cloak uses; wrap a backward pass through
-    :meth:`loss` in :meth:`working` to give it the same.
+    The gradient passes are large matrix products, so they run on ``threads`` CPU threads (default:
+    every core the process may use) whatever the rest of the cloak uses: wrap a pass through
+    :meth:`loss` and its backward in :meth:`working`. The transcript takes one thread, as the
+    evaluator's does (int8 decoding follows the thread count), and :class:`cloak.chain.Chain` runs it
+    beside the neutralizer.
 
     >>> guard = WordsGuard()
     >>> words = guard.transcript(clean16)
@@ -114,7 +116,7 @@ class WordsGuard:
 
         n = _check_length(len(wave16))
         window_s = min(MAX_SECONDS, max(WINDOW_MIN_S, n / SAMPLE_RATE + WINDOW_TAIL_S))
-        asr = load_whisper(cpu_threads=self.threads)
+        asr = load_whisper()  # one thread, as the evaluator's: int8 decoding follows the thread count
         features = asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32))
         features = pad_or_trim(features, 2 * round(window_s * SAMPLE_RATE / HOP / 2))
         states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))

@@ -82,7 +82,8 @@ def make_mode(name: str, *, calm: float | None = None, attack: CloakConfig | Non
     if band_gain is not None and mode.neutralize is not None:
         mode = replace(mode, bands=BandGainConfig(max_gain_db=band_gain))
     if attack is not None and mode.attack is not None:  # the preset's words guard stays
-        mode = replace(mode, attack=replace(attack, words=mode.attack.words, language=mode.attack.language))
+        mode = replace(mode, attack=replace(attack, words=mode.attack.words, words_every=mode.attack.words_every,
+                                            language=mode.attack.language))
     return mode
 
 

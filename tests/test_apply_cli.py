@@ -204,6 +204,24 @@ def test_thorough_mode_cloaks_with_its_guarded_attack_and_can_drop_the_guard(tmp
     assert "--no-words-guard" in capsys.readouterr().err
 
 
+def test_mode_options_keep_the_presets_guard_schedule():
+    """``cloak apply`` and the GUI run the thorough mode the bench measures (its attack's guard taken
+    once, not the attack presets' every 5 steps); ``--steps`` changes only the steps."""
+    from dataclasses import replace
+
+    from cloak.chain import MODES
+    from cloak.cli import _mode, build_parser
+    from gui.session import make_mode
+
+    parse = lambda *a: build_parser().parse_args(["apply", "x.wav", *a])  # noqa: E731
+    thorough = MODES["thorough"]
+    assert thorough.attack.words_every > thorough.attack.steps // 2
+    assert _mode(parse("--mode", "thorough")) == thorough
+    assert _mode(parse("--mode", "thorough", "--steps", "4")).attack == replace(thorough.attack, steps=4)
+    assert _mode(parse("--mode", "thorough", "--strength", "high")).attack.words_every == thorough.attack.words_every
+    assert make_mode("thorough", attack=MODES["subtle"].attack) == thorough
+
+
 def test_readme_first_command_cloaks_the_shipped_demo(tmp_path, cloak_cmd):
     """The README's first command needs nothing beside the clone: its input is in the repository."""
     import re
