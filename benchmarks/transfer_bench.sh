@@ -50,8 +50,8 @@ the_rest() {
   cloak bench --mode neutral --corpus emodb --band-gain 1.5 --no-words-guard --out "$out/band_gain/emodb_1.5db" -q
   cloak bench --mode neutral --corpus emodb --band-gain 2.5 --out "$out/band_gain/emodb_2.5db_words" -q
   # The adversarial stage on the neutralizer's output with the words guard (as `cloak apply
-  # --strength medium` runs it), and the thorough mode (slow voices retimed further, then that
-  # stage) on both corpora.
+  # --mode neutral --strength medium` runs it), and the default, thorough mode (slow voices
+  # retimed further, then that stage with the guard's gradient taken once) on both corpora.
   for c in emodb ravdess; do
     cloak bench --mode neutral --corpus "$c" --attack medium --out "$out/guarded_attack/${c}_medium" -q
     cloak bench --mode thorough --corpus "$c" --out "$out/thorough/${c}_thorough" -q
@@ -65,4 +65,4 @@ wait "$b"
 # An attacker who adapts: each probe judge retrained on cloaked training clips (both corpora; the
 # default mode's cloaked audio comes from the caches filled above).
 cloak bench --adaptive --mode neutral --out eval/results/adaptive -q
-cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* "$out"/guarded_attack/* "$out"/thorough/* | tee "$out/summary.md"
+cloak bench --table "$out"/frontier/strength_* "$out/flatten_loudness" "$out/neutral_ravdess" "$out/subtle" "$out"/ablation/* "$out"/band_gain/* "$out"/steadiness/* "$out"/guarded_attack/* "$out"/thorough/*_thorough | tee "$out/summary.md"

@@ -5,13 +5,14 @@ A mode is a preset: a list of stage configs, so an ablation is a mode with a sta
 - ``subtle``: the adversarial attack alone (imperceptible noise at ~35 dB SNR). It fools the
   surrogate and models like it; recognizers of other families read the emotion as well as
   through plain noise.
-- ``neutral`` (default): the neutralizer moves pitch, vocal effort, voice quality and speaking rate
+- ``neutral``: the neutralizer moves pitch, vocal effort, voice quality and speaking rate
   (loudness dynamics too, on request) toward a calm delivery, which every family of recognizer
   reads; the voice sounds calmer.
-- ``thorough``: the neutral mode with slow voices sped up further (``rate_gain`` 2, consonants
-  retimed too), then the adversarial stage crafted with the words guard (Whisper keeps the words).
-  It also hides from the big functional sets (ComParE) the neutral mode leaves, at a real-time
-  factor of about 1.1 on 1.7 s clips and 0.6 on 17 s ones (README: the thorough mode).
+- ``thorough`` (default): the neutral mode with slow voices sped up further (``rate_gain`` 2,
+  consonants retimed too), then the adversarial stage crafted with the words guard (Whisper keeps
+  the words; its gradient taken once, at the start). It also hides from the big functional sets
+  (ComParE) the neutral mode leaves, at four to five times the neutral mode's time (README: the
+  thorough mode).
 
 The neutral mode may add the band-gain stage (:mod:`cloak.bandgain`, ``--band-gain``): a slowly
 moving equalizer crafted on the surrogate, which, unlike sample-level noise, reaches other families
@@ -95,11 +96,11 @@ MODES: dict[str, Mode] = {
     "neutral": Mode("neutral", "calmer pitch, effort and pace; hides the emotion from other recognizers too",
                     neutralize=NeutralizeConfig()),
     "thorough": Mode("thorough", "neutral, slow voices retimed further, then an attack that keeps the words; "
-                                 "hides from more recognizers, about ten times slower",
+                                 "hides from more recognizers, four to five times slower than neutral",
                      neutralize=NeutralizeConfig(rate_gain=2.0, consonant_pace=1.0, max_stretch=1.6),
                      attack=replace(STRENGTHS["medium"], words=1.0, words_every=10)),
 }
-DEFAULT_MODE = "neutral"
+DEFAULT_MODE = "thorough"
 
 
 def split_points(wave: np.ndarray, sample_rate: int, segment_s: float = SEGMENT_S) -> list[int]:

@@ -110,8 +110,8 @@ def _mode(args: argparse.Namespace):
             raise ValueError(f"--band-gain: {e}") from None
     crafted = mode.neutralize is not None and (mode.bands is not None or mode.attack is not None)
     if (args.no_words_guard or args.language) and not crafted:
-        raise ValueError("--no-words-guard and --language go with a crafted stage in neutral mode (--band-gain or "
-                         "--strength): the words guard is part of it")
+        raise ValueError("--no-words-guard and --language go with a crafted stage (the thorough mode, or "
+                         "--band-gain or --strength in neutral mode): the words guard is part of it")
     return mode
 
 
@@ -277,21 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
                    help="; ".join(f"{k}: {m.summary}" for k, m in MODES.items()) + " (default: %(default)s)")
     s.add_argument("--calm", type=float, metavar="X",
-                   help=f"neutral mode: how far toward a calm delivery, 0 (vocoder only) to 1 (every cue all the way; "
+                   help=f"neutral and thorough modes: how far toward a calm delivery, 0 (vocoder only) to 1 (every cue all the way; "
                         f"default {MODES['neutral'].neutralize.strength:g})")
     s.add_argument("--flatten-loudness", action="store_true",
-                   help="neutral mode: also flatten loudness dynamics (hides more from some recognizers, "
+                   help="neutral and thorough modes: also flatten loudness dynamics (hides more from some recognizers, "
                         "costs clarity: more word errors, a less similar voice; see the README's ablation)")
     s.add_argument("--band-gain", type=float, metavar="DB",
-                   help="neutral mode: also move an equalizer by up to DB dB per band, crafted against the surrogate "
+                   help="neutral and thorough modes: also move an equalizer by up to DB dB per band, crafted against the surrogate "
                         "(e.g. 3; reaches other recognizers too; a words guard keeps what Whisper hears: README)")
     s.add_argument("--no-words-guard", action="store_true",
-                   help="with --band-gain or --strength in neutral mode: craft without the words guard (faster; costs word errors)")
+                   help="thorough mode, or --band-gain or --strength in neutral mode: craft without the words guard (faster; costs word errors)")
     s.add_argument("--language", metavar="CODE",
-                   help="with --band-gain or --strength in neutral mode: the language spoken, for the words guard "
+                   help="thorough mode, or --band-gain or --strength in neutral mode: the language spoken, for the words guard "
                         "(e.g. de, en; default: detected)")
     s.add_argument("--strength", choices=list(STRENGTHS),
-                   help="adversarial stage preset (subtle mode; adds the stage to neutral): "
+                   help="adversarial stage preset (subtle and thorough modes; adds the stage to neutral): "
                         + "; ".join(f"{k}: {c.steps} steps, ~{c.snr_db:g} dB SNR" for k, c in STRENGTHS.items()))
     s.add_argument("--steps", type=int, help="attack steps (overrides the preset)")
     s.add_argument("--epsilon", type=float, help="cap on the perturbation, full-scale amplitude (e.g. 0.005)")

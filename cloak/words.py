@@ -37,8 +37,9 @@ class GuardSettings(ABC):
 
     ``words``: the guard's weight against the surrogate (0: off); its gradient is taken afresh every
     ``words_every`` steps, for speech in ``language`` (None: detected). Taken once, at the start of
-    10 steps, it kept fewer words than every 5 steps: EmoDB's German ones but not RAVDESS's English
-    ones (README: the words guard). A stage sets :attr:`crafts`.
+    10 steps, it keeps EmoDB's German words as well as every 5 steps but RAVDESS's English ones less
+    well; the thorough mode takes it once all the same, for one Whisper pass a piece instead of two
+    (README: the thorough mode). A stage sets :attr:`crafts`.
     """
 
     words: float = 0.0

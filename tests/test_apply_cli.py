@@ -195,7 +195,7 @@ def test_thorough_mode_cloaks_with_its_guarded_attack_and_can_drop_the_guard(tmp
     from pathlib import Path
 
     demo = Path(__file__).resolve().parents[1] / "demo" / "sad.flac"
-    assert main(["apply", str(demo), "-o", str(tmp_path / "neutral.flac"), "--judge", "none", "-q"]) == 0
+    assert main(["apply", str(demo), "-o", str(tmp_path / "neutral.flac"), "--mode", "neutral", "--judge", "none", "-q"]) == 0
     for extra in (["--language", "en"], ["--no-words-guard"]):
         out = tmp_path / f"calm{len(extra)}.flac"
         assert main(["apply", str(demo), "-o", str(out), "--mode", "thorough", "--judge", "none", "-q", *extra]) == 0
@@ -247,8 +247,8 @@ def test_band_gain_needs_the_neutral_mode_and_a_sane_size(folder, tmp_path, caps
     out = tmp_path / "out"
     for extra, words in ((["--mode", "subtle", "--band-gain", "3"], ("--band-gain", "subtle")),
                          (["--band-gain", "40"], ("--band-gain", "max_gain_db")),
-                         (["--no-words-guard"], ("--no-words-guard", "--band-gain")),
-                         (["--language", "de"], ("--language", "--band-gain"))):
+                         (["--mode", "neutral", "--no-words-guard"], ("--no-words-guard", "--band-gain")),
+                         (["--mode", "neutral", "--language", "de"], ("--language", "--band-gain"))):
         assert main(["apply", str(folder), "-o", str(out), *extra, "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and all(w in err[0] for w in words)

@@ -133,7 +133,10 @@ def test_small_bench_run_writes_results(tmp_path, monkeypatch, emodb_root):
 
 
 def test_whisper_judges_are_crafting_members_only_when_the_words_guard_crafts():
-    assert bench.helped_craft(bench.BenchConfig(band_gain=3).resolved_mode()) == {"whisper-probe", "ravdess-whisper-probe"}
-    for cfg in (bench.BenchConfig(), bench.BenchConfig(band_gain=3, words_guard=False), bench.BenchConfig(band_gain=3, band_control=True)):
+    whisper = {"whisper-probe", "ravdess-whisper-probe"}
+    assert bench.helped_craft(bench.BenchConfig().resolved_mode()) == whisper  # the default, thorough
+    assert bench.helped_craft(bench.BenchConfig(mode="neutral", band_gain=3).resolved_mode()) == whisper
+    for cfg in (bench.BenchConfig(mode="neutral"), bench.BenchConfig(mode="neutral", band_gain=3, words_guard=False),
+                bench.BenchConfig(mode="neutral", band_gain=3, band_control=True), bench.BenchConfig(words_guard=False)):
         assert bench.helped_craft(cfg.resolved_mode()) == set()
-    assert bench.BenchConfig(band_gain=3).resolved_mode(language="en").bands.language == "en"
+    assert bench.BenchConfig(mode="neutral", band_gain=3).resolved_mode(language="en").bands.language == "en"

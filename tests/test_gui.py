@@ -36,7 +36,7 @@ from cloak.model import load_recognizer  # noqa: E402
 # A held-out (speaker 03) angry utterance, 1.9 s: the shipped model reads it correctly
 # and the "high" preset moves it to another emotion.
 EMODB_FILE = "03a01Wa.wav"
-# Another held-out one (speaker 08), for the neutral mode and the independent readout.
+# Another held-out one (speaker 08), for the default mode and the independent readout.
 EMODB_NEUTRAL_FILE = "08a01Wa.wav"
 
 
@@ -259,11 +259,16 @@ def test_cancel_mid_run_keeps_the_window_usable(qtbot, model, clip, fake_sd):
 # --------------------------------------------------------------------------- modes and the independent readout
 def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     w = make_window(qtbot)
-    assert w.mode_combo.currentData() == DEFAULT_MODE == "neutral"
-    assert w.calm_slider.value() == round(100 * MODES["neutral"].neutralize.strength)  # the preset's calm
-    assert w.mode() == MODES["neutral"]
+    assert w.mode_combo.currentData() == DEFAULT_MODE == "thorough"
+    assert w.calm_slider.value() == round(100 * MODES["thorough"].neutralize.strength)  # the preset's calm
+    assert w.mode() == MODES["thorough"]  # its attack and words guard as cloak apply and the bench run them
     for i, name in enumerate(MODES):
         assert w.mode_combo.itemData(i, Qt.ToolTipRole) == MODES[name].summary
+    assert w.calm_slider.isEnabled() and w.strength_box.isEnabled() and w.strength_combo.isEnabled()
+    assert MODES["thorough"].summary[1:] in w.mode_help.text()
+
+    w.set_mode("neutral")
+    assert w.mode() == MODES["neutral"]
     assert w.calm_slider.isEnabled() and not w.strength_box.isEnabled()
     assert not w.strength_combo.isEnabled() and not w.advanced.isEnabled()  # the attack settings are subtle's
     assert MODES["neutral"].summary[1:] in w.mode_help.text()
@@ -287,7 +292,8 @@ def test_switching_modes_enables_the_right_controls(qtbot, fake_sd):
     assert w.mode().bands.words > 0  # the switch crafts with the words guard
 
 
-def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):
+def test_default_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, emodb_root, tmp_path, fake_sd):
+    """The default mode (thorough: neutralized, then attacked with the words guard) on a held-out clip."""
     src = emodb_root / "wav" / EMODB_NEUTRAL_FILE
     clip = tmp_path / src.name
     shutil.copy(src, clip)
@@ -297,7 +303,7 @@ def test_neutral_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, em
     assert cloak_and_read(qtbot, w) == "finished"
 
     r = w.report
-    assert r.mode == "neutral" and r.duration_out_s == pytest.approx(len(w.cloaked) / w.source.info.samplerate)
+    assert r.mode == DEFAULT_MODE and r.duration_out_s == pytest.approx(len(w.cloaked) / w.source.info.samplerate)
     assert w.cloaked.ndim == w.source.data.ndim and w.cloaked.shape[1:] == w.source.data.shape[1:]
     assert f"{r.duration_out_s:.2f} s" in w.result_label.text() and "SNR" not in w.result_label.text()
     assert w.plots.wave["cloaked"].duration == pytest.approx(r.duration_out_s)
