@@ -190,8 +190,12 @@ def run(jobs: list[Job], model: str | os.PathLike | None, mode: Mode, device: st
     try:
         sha256 = sha256_file(model or default_model_path())
         path = None if model is None else str(Path(model).absolute())
-        options = dict(num_cpus=1, num_gpus=1 if device == "cuda" else 0,
-                       max_restarts=-1, max_task_retries=cluster.retries)
+        # Ray starts each worker with OMP_NUM_THREADS=1; the words guard's Whisper then rounds a few
+        # samples differently from this process. The driver's setting (unset: every core) keeps the
+        # workers' output sample-exact with a single-process run on the same machine.
+        omp = os.environ.get("OMP_NUM_THREADS") or str(len(os.sched_getaffinity(0)))
+        options = dict(num_cpus=1, num_gpus=1 if device == "cuda" else 0, max_restarts=-1,
+                       max_task_retries=cluster.retries, runtime_env={"env_vars": {"OMP_NUM_THREADS": omp}})
         workers = [CloakWorker.options(**options).remote(path, sha256, mode, device, cluster.threads, scorer)
                    for _ in range(min(n_workers, len(jobs)))]
         log.info("%d workers on Ray, connected in %.1f s", len(workers), time.perf_counter() - started)

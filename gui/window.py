@@ -569,7 +569,7 @@ class MainWindow(QMainWindow):
             self._cloak_message = (f"Cloaked, but cloak's own recognizer still hears “{before}”. "
                                    "Try a higher strength or more steps.")
             self.banner.show_message(self._cloak_message, "warning")
-        else:  # neutral: the independent judge's verdict follows
+        else:  # the neutralizing modes: the independent judge's verdict follows
             self._cloak_message = f"Cloaked. cloak's own recognizer still hears “{before}”."
             self.banner.show_message(self._cloak_message, "info")
         self.statusBar().showMessage(f"Cloaked in {result.seconds:.1f} s", 8000)

@@ -211,7 +211,7 @@ def test_mode_options_keep_the_presets_guard_schedule():
 
     from cloak.chain import MODES
     from cloak.cli import _mode, build_parser
-    from gui.session import make_mode
+    from cloak.gui.session import make_mode
 
     parse = lambda *a: build_parser().parse_args(["apply", "x.wav", *a])  # noqa: E731
     thorough = MODES["thorough"]

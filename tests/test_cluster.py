@@ -117,7 +117,7 @@ def leftovers(path):
 
 def test_workers_give_the_single_process_output(folder, tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
-    # the default mode (neutralizer) with the default independent judge in the report
+    # the default mode (thorough: neutralizer, then the guarded attack) with the default judge in the report
     assert main(["apply", str(folder), "-o", str(one), "-q"]) == 0
     assert main(["apply", str(folder), "-o", str(two), "-q", "--workers", "2"]) == 0
     outs = sorted(p.relative_to(two) for p in two.rglob("*.wav"))
