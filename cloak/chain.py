@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,7 +42,7 @@ from cloak.emodb import EMOTIONS
 from cloak.features import SAMPLE_RATE
 from cloak.neutralizer import NeutralizeConfig, Neutralizer
 from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S
-from cloak.words import Transcript, WordsGuard
+from cloak.words import Encoded, Transcript, WordsGuard
 
 MAX_WORK_RATE = 24_000  # neutralizer rate cap: keeps speech up to 12 kHz, bounds WORLD's cost
 SEGMENT_S = 20.0  # neutralize long recordings in segments of about this length ...
@@ -192,18 +192,19 @@ class Chain:
             pending = [pool.submit(self.guard.transcript, clean16[a:b]) for a, b in zip(at16[:-1], at16[1:])
                        ] if self.guard is not None else None
             neutral, spans = self.neutralize(work, work_rate, cuts, report_stage(0) if report_stage else None)
+            spans16 = self._spans16(spans, work_rate)
+            begun = self._begin_attack_guard(neutral, work_rate, spans16, pending) if pending is not None else None
             words = [f.result() for f in pending] if pending is not None else None
         finally:
             pool.shutdown(cancel_futures=True)
-        spans16 = self._spans16(spans, work_rate)
         if self.bander is not None:
             n16 = resample(neutral, work_rate, SAMPLE_RATE)
             neutral = self._add16(neutral, self.band_gains(n16, spans16, words, report_stage(1) if report_stage else None),
                                   work_rate)
         if self.steps > 0:
-            n16 = resample(neutral, work_rate, SAMPLE_RATE)
-            neutral = self._add16(neutral, self.attack(n16, spans16, words, report_stage(stages - 1) if report_stage else None),
-                                  work_rate)
+            n16 = begun[0] if begun is not None else resample(neutral, work_rate, SAMPLE_RATE)
+            neutral = self._add16(neutral, self.attack(n16, spans16, words, report_stage(stages - 1) if report_stage else None,
+                                                       begun[1] if begun is not None else None), work_rate)
         out = resample(neutral, work_rate, sample_rate)
         before = self.surrogate_probs(clean16)
         after = self.surrogate_probs(resample(out, sample_rate, SAMPLE_RATE))
@@ -241,9 +242,11 @@ class Chain:
         return delta
 
     def attack(self, n16: np.ndarray, spans16: list[tuple[int, int, int, int | None]],
-               words: list[Transcript] | None, progress: Progress | None = None) -> np.ndarray:
+               words: list[Transcript] | None, progress: Progress | None = None, begun: Encoded | None = None,
+               ) -> np.ndarray:
         """The adversarial stage's perturbation of ``n16``: over the whole recording, or, with the words
-        guard on, segment by segment, each keeping its ``words``."""
+        guard on, segment by segment, each keeping its ``words`` (``begun``: the first segment's first
+        guard pass, from :meth:`_begin_attack_guard`)."""
         if self.cloaker.guard is None or words is None:
             return self.cloaker.perturbation(n16, progress)[0]
         delta = np.zeros_like(n16)
@@ -251,8 +254,23 @@ class Chain:
         for k, (_, _, lo, hi) in enumerate(spans16):
             piece = n16[lo:hi]
             step_cb = (lambda d, t, k=k: progress(k * steps + d, len(spans16) * steps)) if progress else None
-            delta[lo:lo + len(piece)] = self.cloaker.perturbation(piece, step_cb, words=words[k])[0]
+            delta[lo:lo + len(piece)] = self.cloaker.perturbation(piece, step_cb, words=words[k],
+                                                                  begun=begun if k == 0 else None)[0]
         return delta
+
+    def _begin_attack_guard(self, neutral: np.ndarray, rate: int, spans16: list[tuple[int, int, int, int | None]],
+                            pending: list[Future]) -> tuple[np.ndarray, Encoded] | None:
+        """While the ``pending`` transcripts are still being made: the neutralized audio at 16 kHz and the
+        attack's first guard pass on its first segment, begun (Whisper's encoder needs no words), on the
+        cores the transcript leaves free. Only where the attack reads the neutralizer's output directly
+        (no band gains between); one segment's graph at a time keeps memory bounded."""
+        guard = self.cloaker.guard
+        if self.bander is not None or guard is None:
+            return None
+        n16 = resample(neutral, rate, SAMPLE_RATE)
+        _, _, lo, hi = spans16[0]
+        busy = not all(f.done() for f in pending)  # the transcript holds one core (one thread, as the evaluator's)
+        return n16, self.cloaker.begin_guard(n16[lo:hi], max(1, guard.threads - 1) if busy else None)
 
     @staticmethod
     def _add16(wave: np.ndarray, delta16: np.ndarray, rate: int) -> np.ndarray:

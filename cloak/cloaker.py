@@ -20,7 +20,7 @@ from cloak.attacks import OBJECTIVES, IterativeFGSM
 from cloak.audio import AudioError, check_wave, resample, to_model_rate
 from cloak.emodb import EMOTIONS
 from cloak.features import HOP_LENGTH, SAMPLE_RATE
-from cloak.words import GuardSettings, Transcript, WordsGuard
+from cloak.words import Encoded, GuardSettings, Transcript, WordsGuard
 
 ENVELOPE_SMOOTHING = 5  # frames (10 ms each) of moving-max over the frame RMS: covers attacks and onsets
 Progress = Callable[[int, int], None]  # (steps done, steps total); may raise to cancel
@@ -172,11 +172,12 @@ class Cloaker:
             return torch.softmax(self.model(batch), -1)
 
     def perturbation(self, wave: np.ndarray, progress: Progress | None = None, words: Transcript | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     begun: Encoded | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``wave`` (16 kHz mono float32) -> (delta, probs before, probs after) as numpy arrays.
 
         ``words``: what the guard keeps (:meth:`cloak.words.WordsGuard.transcript` of the clean piece),
-        when it is on; ``wave`` is then one window."""
+        when it is on; ``wave`` is then one window. ``begun``: the guard's first pass at ``wave``, begun
+        by :meth:`begin_guard` while the words were still being transcribed."""
         cfg = self.config
         n = len(wave)
         guarded = words is not None and self.guard is not None
@@ -186,8 +187,7 @@ class Cloaker:
         env = frame_envelope(wave)
         # Float audio may exceed full scale: the model sees it scaled into [-1, 1] (its front end
         # is gain-invariant), never clipped, and the perturbation is scaled back to the file's level.
-        peak = float(np.abs(wave).max(initial=0.0))
-        gain = np.float32(1.0 / peak if peak > 1.0 else 1.0)
+        gain = _gain(wave)
         attack = IterativeFGSM(self.model, steps=cfg.steps, alpha=cfg.step_size, objective=OBJECTIVES[cfg.objective])
         num = np.zeros(n, dtype=np.float32)
         den = np.zeros(n, dtype=np.float32)
@@ -201,7 +201,7 @@ class Cloaker:
             before += clean.sum(0).cpu()
             done = cfg.steps * (b0 // cfg.batch_windows)
             step_cb = (lambda s, done=done: progress(done + s, total)) if progress else None
-            keep = (lambda adv: self._keep(adv[0], words)) if guarded else None
+            keep = (lambda adv: self._keep(adv[0], words, begun)) if guarded else None
             delta = attack(x, bound, clean_probs=clean, callback=step_cb, keep=keep, keep_weight=cfg.words,
                            keep_every=cfg.words_every)
             delta = (delta - x).cpu().numpy()
@@ -219,12 +219,17 @@ class Cloaker:
             after += self._probs(x.clamp(-1, 1)).sum(0).cpu()  # as written: integer formats clip at full scale
         return delta, (before / len(starts)).numpy(), (after / len(starts)).numpy()
 
-    def _keep(self, x: torch.Tensor, words: Transcript) -> torch.Tensor:
-        """The words guard's gradient at ``x`` ``(samples,)``: ``(1, samples)``."""
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad(), self.guard.working():
-            (keep,) = torch.autograd.grad(self.guard.loss(x, words), x)
-        return keep[None]
+    def begin_guard(self, wave: np.ndarray, threads: int | None = None) -> Encoded:
+        """The words guard's first pass at a guarded ``wave`` (as :meth:`perturbation` takes it), begun
+        before its words are known: the encoder's half (on ``threads``, default the guard's)."""
+        assert self.guard is not None
+        return self.guard.encode(torch.from_numpy(wave * _gain(wave)).to(self.device), threads)
+
+    def _keep(self, x: torch.Tensor, words: Transcript, begun: Encoded | None = None) -> torch.Tensor:
+        """The words guard's gradient at ``x`` ``(samples,)``: ``(1, samples)``; finishes ``begun`` if it began at ``x``."""
+        if begun is None or not torch.equal(begun.wave, x):
+            begun = self.guard.encode(x)
+        return self.guard.gradient(begun, words)[None]
 
     def apply_floor(self, wave: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """Scale ``delta`` down (in place) so that its SNR against ``wave`` meets ``min_snr_db``."""
@@ -250,6 +255,12 @@ class Cloaker:
         out = (data + delta[:, None]).astype(np.float32)
         report = make_report(data.shape[0] / sample_rate, self.config.steps, snr_db(data, out - data), before, after)
         return (out if wave.ndim == 2 else out[:, 0]), report
+
+
+def _gain(wave: np.ndarray) -> np.float32:
+    """What brings float audio beyond full scale into [-1, 1] for the model (its front end is gain-invariant)."""
+    peak = float(np.abs(wave).max(initial=0.0))
+    return np.float32(1.0 / peak if peak > 1.0 else 1.0)
 
 
 def fit_length(x: np.ndarray, n: int) -> np.ndarray:

@@ -71,8 +71,18 @@ class Transcript:
     text: str
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A gradient pass of the words guard, begun: the audio (a leaf that requires grad) and Whisper's
+    encoder states of it, with their graph."""
+
+    wave: torch.Tensor
+    states: torch.Tensor
+
+
 class WordsGuard:
-    """``transcript(clean) -> Transcript``; ``loss(changed, transcript) -> cross-entropy``.
+    """``transcript(clean) -> Transcript``; ``loss(changed, transcript) -> cross-entropy``;
+    ``gradient(encode(changed), transcript)``: its gradient, the encoder's half taken before the words are known.
 
     The gradient passes are large matrix products, so they run on ``threads`` CPU threads (default:
     every core the process may use) whatever the rest of the cloak uses: wrap a pass through
@@ -93,10 +103,10 @@ class WordsGuard:
         self.model = load_whisper_torch().to(self.device)
 
     @contextmanager
-    def working(self) -> Iterator[None]:
-        """Torch runs on the guard's threads inside, on its own count again after."""
+    def working(self, threads: int | None = None) -> Iterator[None]:
+        """Torch runs on the guard's threads inside (or on ``threads``), on its own count again after."""
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(threads or self.threads)
         try:
             yield
         finally:
@@ -130,15 +140,36 @@ class WordsGuard:
         tokens = cut_repeat([t for t in result[0].sequences_ids[0] if t < tokenizer.eot], tokenizer.decode)
         return Transcript(prompt, tuple(tokens) + (tokenizer.eot,), tokenizer.decode(tokens).strip())
 
-    def loss(self, wave16: torch.Tensor, words: Transcript) -> torch.Tensor:
-        """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced."""
+    def loss(self, wave16: torch.Tensor, words: Transcript, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced; ``states``:
+        :meth:`states` of ``wave16`` when taken already (the words are not needed for them)."""
+        if states is None:
+            states = self.states(wave16)
+        seq = torch.tensor([words.prompt + words.tokens], device=self.device)
+        logits = self.model.logits(seq[:, :-1], states)
+        start = len(words.prompt) - 1  # the first prediction of a text token
+        return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
+
+    def states(self, wave16: torch.Tensor) -> torch.Tensor:
+        """Whisper's encoder states ``(1, frames, 512)`` of ``wave16`` ``(samples,)``, padded with at least
+        1 s of silence, to 2.5 s or more."""
         n = _check_length(wave16.shape[-1])
         padded = min(round(MAX_SECONDS * SAMPLE_RATE), max(round(MIN_PAD_S * SAMPLE_RATE), n + round(TAIL_S * SAMPLE_RATE)))
         mel = self.model.log_mel(F.pad(wave16, (0, padded - n))[None])[..., : padded // HOP]
-        seq = torch.tensor([words.prompt + words.tokens], device=self.device)
-        logits = self.model.logits(seq[:, :-1], self.model.encode(mel))
-        start = len(words.prompt) - 1  # the first prediction of a text token
-        return F.cross_entropy(logits[0, start:], seq[0, start + 1:])
+        return self.model.encode(mel)
+
+    def encode(self, wave16: torch.Tensor, threads: int | None = None) -> Encoded:
+        """Begin a gradient pass at ``wave16`` ``(samples,)`` before its words are known: the encoder's half,
+        on the guard's threads (or on ``threads``: the same numbers); :meth:`gradient` finishes it."""
+        x = wave16.detach().requires_grad_(True)
+        with torch.enable_grad(), self.working(threads):
+            return Encoded(x, self.states(x))
+
+    def gradient(self, encoded: Encoded, words: Transcript) -> torch.Tensor:
+        """The gradient of :meth:`loss` with respect to the audio :meth:`encode` began with (its shape)."""
+        with torch.enable_grad(), self.working():
+            (grad,) = torch.autograd.grad(self.loss(encoded.wave, words, encoded.states), encoded.wave)
+        return grad
 
 
 def cut_repeat(tokens: list[int], decode: Callable[[list[int]], str]) -> list[int]:
