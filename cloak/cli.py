@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="independent judge whose reading before/after goes in the report ('none' to skip; "
                         "see `cloak judge list`; default: %(default)s)")
     s.add_argument("--quality", action="store_true",
-                   help="also report speaker similarity and DNSMOS OVRL before/after (about 1 s a clip)")
+                   help="also report speaker similarity, DNSMOS OVRL before/after and the words Whisper hears "
+                        "before/after, with their word error rate (a few seconds a clip)")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     s.add_argument("--resume", action="store_true", help="skip inputs whose output already exists")
     s.add_argument("--report", metavar="CSV", help="run report (default: OUTDIR/cloak-report.csv with -o)")

@@ -64,11 +64,12 @@ class GuardSettings(ABC):
 @dataclass(frozen=True)
 class Transcript:
     """Whisper's start-of-transcript prompt (with its language), the text tokens that follow, ending
-    with end-of-text, and the text itself."""
+    with end-of-text, the text itself and its language code."""
 
     prompt: tuple[int, ...]
     tokens: tuple[int, ...]
     text: str
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,32 +114,8 @@ class WordsGuard:
             torch.set_num_threads(before)
 
     def transcript(self, wave16: np.ndarray) -> Transcript:
-        """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, language as set or detected.
-
-        The window is the piece and 2 s of silence, at least 8 s (not Whisper's 30 s, which costs four
-        times as much on a short clip). In a short window the decoder tends to say the words again as if
-        the silence held them; :func:`cut_repeat` keeps the first saying. One encoding serves both the
-        language detection and the decoding."""
-        import ctranslate2
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
-
-        from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
-
-        n = _check_length(len(wave16))
-        window_s = min(MAX_SECONDS, max(WINDOW_MIN_S, n / SAMPLE_RATE + WINDOW_TAIL_S))
-        asr = load_whisper()  # one thread, as the evaluator's: int8 decoding follows the thread count
-        features = asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32))
-        features = pad_or_trim(features, 2 * round(window_s * SAMPLE_RATE / HOP / 2))
-        states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
-        language = self.language or asr.model.detect_language(states)[0][0][0][2:-2]
-        tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=language)
-        prompt = tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,)
-        cap = min(MAX_TOKENS, round(TOKENS_PER_S * (n / SAMPLE_RATE + CAP_TAIL_S)))
-        result = asr.model.generate(states, [list(prompt)], beam_size=WHISPER_BEAM_SIZE, suppress_blank=True,
-                                    suppress_tokens=[-1], max_length=cap)
-        tokens = cut_repeat([t for t in result[0].sequences_ids[0] if t < tokenizer.eot], tokenizer.decode)
-        return Transcript(prompt, tuple(tokens) + (tokenizer.eot,), tokenizer.decode(tokens).strip())
+        """What Whisper base hears in ``wave16`` (:func:`transcribe`, in the guard's language or detected)."""
+        return transcribe(wave16, self.language)
 
     def loss(self, wave16: torch.Tensor, words: Transcript, states: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of ``words``' tokens given ``wave16`` ``(samples,)``, teacher-forced; ``states``:
@@ -170,6 +147,35 @@ class WordsGuard:
         with torch.enable_grad(), self.working():
             (grad,) = torch.autograd.grad(self.loss(encoded.wave, words, encoded.states), encoded.wave)
         return grad
+
+
+def transcribe(wave16: np.ndarray, language: str | None = None) -> Transcript:
+    """What Whisper base hears in ``wave16`` (16 kHz mono, at most 30 s): beam 5, in ``language`` (None: detected).
+
+    The window is the piece and 2 s of silence, at least 8 s (not Whisper's 30 s, which costs four
+    times as much on a short clip). In a short window the decoder tends to say the words again as if
+    the silence held them; :func:`cut_repeat` keeps the first saying. One encoding serves both the
+    language detection and the decoding."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    from cloak.whisper_bundle import WHISPER_BEAM_SIZE, load_whisper
+
+    n = _check_length(len(wave16))
+    window_s = min(MAX_SECONDS, max(WINDOW_MIN_S, n / SAMPLE_RATE + WINDOW_TAIL_S))
+    asr = load_whisper()  # one thread, as the evaluator's: int8 decoding follows the thread count
+    features = asr.feature_extractor(np.ascontiguousarray(wave16, dtype=np.float32))
+    features = pad_or_trim(features, 2 * round(window_s * SAMPLE_RATE / HOP / 2))
+    states = asr.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])))
+    language = language or asr.model.detect_language(states)[0][0][0][2:-2]
+    tokenizer = Tokenizer(asr.hf_tokenizer, True, task="transcribe", language=language)
+    prompt = tuple(tokenizer.sot_sequence) + (tokenizer.no_timestamps,)
+    cap = min(MAX_TOKENS, round(TOKENS_PER_S * (n / SAMPLE_RATE + CAP_TAIL_S)))
+    result = asr.model.generate(states, [list(prompt)], beam_size=WHISPER_BEAM_SIZE, suppress_blank=True,
+                                suppress_tokens=[-1], max_length=cap)
+    tokens = cut_repeat([t for t in result[0].sequences_ids[0] if t < tokenizer.eot], tokenizer.decode)
+    return Transcript(prompt, tuple(tokens) + (tokenizer.eot,), tokenizer.decode(tokens).strip(), language)
 
 
 def cut_repeat(tokens: list[int], decode: Callable[[list[int]], str]) -> list[int]:

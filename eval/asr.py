@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -24,7 +25,9 @@ import speech_recognition as sr
 
 from cloak.audio import first_line, resample
 from cloak.whisper_bundle import WHISPER_BEAM_SIZE, WHISPER_BUNDLED, WHISPER_THREADS, ASRError, load_whisper
-from cloak.eval.text import wer
+from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S
+from cloak.words import transcribe
+from cloak.eval.text import normalize, wer
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,37 @@ class WhisperTranscriber(Transcriber):
             return " ".join(s.text.strip() for s in segments).strip()
         except ValueError as e:  # e.g. an unknown language code
             raise ASRError(f"whisper: {first_line(e)}") from e
+
+
+@dataclass(frozen=True)
+class WordsHeard:
+    """What Whisper base hears in a recording before and after a change, in the original's language."""
+
+    language: str
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> float:
+        """Word error rate of ``after`` against ``before`` (0: the same words); NaN when ``before`` has none."""
+        return wer([self.before], [self.after]) if normalize(self.before) else math.nan
+
+
+def words_heard(clean: np.ndarray, changed: np.ndarray, sample_rate: int = ASR_RATE) -> WordsHeard:
+    """Whisper base (beam 5) on float32 mono ``clean`` and ``changed`` (lengths may differ): the language
+    detected in ``clean`` and kept for ``changed``, so no reference text is needed.
+
+    Up to 30 s each, as the words guard transcribes (:func:`cloak.words.transcribe`: a window of the
+    clip and 2 s, one encoding for the language and the words; about 0.5 s a clip, a quarter of a
+    30 s window's cost), so in the thorough mode ``before`` is the transcript the guard kept;
+    longer ones as the bench scores WER (faster-whisper, 30 s windows)."""
+    clean, changed = to_asr_rate(clean, sample_rate), to_asr_rate(changed, sample_rate)
+    if max(len(clean), len(changed)) <= GUARD_MAX_S * ASR_RATE:
+        before = transcribe(clean)
+        return WordsHeard(before.language, before.text, transcribe(changed, before.language).text)
+    language = load_whisper().detect_language(clean)[0]
+    asr = WhisperTranscriber(language)
+    return WordsHeard(language, asr.transcribe(clean, ASR_RATE), asr.transcribe(changed, ASR_RATE))
 
 
 # --- google (online, opt-in) and sphinx (offline, English) ----------------------------------

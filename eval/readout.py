@@ -2,7 +2,8 @@
 
 The surrogate that crafted a cloak always looks fooled; an independent judge (a recognizer of
 another family that never helped craft, :mod:`cloak.eval.judges`) tells the truth. Optionally
-the listener-side costs too: speaker similarity to the original and DNSMOS OVRL.
+the listener-side costs too: speaker similarity to the original, DNSMOS OVRL, and the words Whisper
+base hears before and after (``words_changed``: their word error rate, cloaked against clean).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cloak.eval.judges.data import read_wave
 
 DEFAULT_JUDGE = "egemaps-svm"  # a different family from the surrogate, and cheap (~0.1 s a clip)
 FIELDS = ("judge", "judge_before", "judge_after", "judge_p_before", "judge_p_after",
-          "speaker_similarity", "dnsmos_before", "dnsmos_after")
+          "speaker_similarity", "dnsmos_before", "dnsmos_after", "words_before", "words_after", "words_changed")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Readout:
             "judge_p_before": float(probs[0, before]), "judge_p_after": float(probs[1, after]),
         }
         if self.quality:
+            from cloak.eval.asr import words_heard
             from cloak.eval.quality import DNSMOS, SpeakerSimilarity
 
             self._speaker = self._speaker or SpeakerSimilarity()
@@ -48,6 +50,8 @@ class Readout:
             row["speaker_similarity"] = self._speaker.similarity(clean16, cloaked16)
             row["dnsmos_before"] = self._dnsmos.score(clean16).ovrl
             row["dnsmos_after"] = self._dnsmos.score(cloaked16).ovrl
+            heard = words_heard(clean16, cloaked16)
+            row.update(words_before=heard.before, words_after=heard.after, words_changed=heard.changed)
         return row
 
     def score_files(self, src: str | os.PathLike, dest: str | os.PathLike) -> dict[str, str | float]:

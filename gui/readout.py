@@ -10,7 +10,9 @@ of failing the rest, a cancel check between parts, and DNSMOS on non-overlapping
   helped craft any cloak (default ``egemaps-svm``: openSMILE functionals and a linear model);
 * the speaker similarity of the cloaked voice to the clean one (GE2E, ``resemblyzer``);
 * DNSMOS P.835 OVRL of both (non-intrusive, 1-5; needs the ``eval`` extra: ``speechmos``,
-  ``onnxruntime``).
+  ``onnxruntime``);
+* the words Whisper base hears in both (the original's language detected), and their word error
+  rate, cloaked against original: no reference text needed.
 
 Each part that cannot run (package missing, clip unusable) is recorded as a one-line reason
 instead, so the window can show "n/a" and why. No Qt here: a worker calls it off the GUI thread.
@@ -30,7 +32,7 @@ import numpy as np
 from cloak.eval.readout import DEFAULT_JUDGE
 
 DNSMOS_HOP_S = 9  # non-overlapping 9 s windows: one window for a short clip (~0.5 s CPU), not seven
-PARTS = ("judge", "speaker", "dnsmos")
+PARTS = ("judge", "speaker", "dnsmos", "words")
 Progress = Callable[[int, int], None]
 _lock = threading.Lock()
 
@@ -46,6 +48,9 @@ class Readout:
     similarity: float | None = None  # speaker similarity of cloaked to clean (cosine, 1 = same)
     dnsmos_before: float | None = None  # DNSMOS OVRL, 1-5
     dnsmos_after: float | None = None
+    words_before: str | None = None  # what Whisper base hears in the original ...
+    words_after: str | None = None  # ... and in the cloaked audio
+    words_changed: float | None = None  # word error rate of the one against the other (NaN: no words before)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is n/a
 
 
@@ -97,10 +102,15 @@ def measure(clean16: np.ndarray, cloaked16: np.ndarray, judge: str = DEFAULT_JUD
                         {c: float(v) for c, v in zip(j.classes, row)} for row in p)
                 elif part == "speaker":
                     values["similarity"] = _speaker().similarity(clean16, cloaked16)
-                else:
+                elif part == "dnsmos":
                     meter = _dnsmos()
                     values["dnsmos_before"] = meter.score(clean16).ovrl
                     values["dnsmos_after"] = meter.score(cloaked16).ovrl
+                else:
+                    from cloak.eval.asr import words_heard
+
+                    heard = words_heard(clean16, cloaked16)
+                    values.update(words_before=heard.before, words_after=heard.after, words_changed=heard.changed)
             except Exception as e:  # advisory: a part that fails is shown as n/a with its reason
                 missing[part] = _reason(e)
             if progress:

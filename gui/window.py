@@ -6,7 +6,9 @@ way the buttons do. Problems are shown in the window (banner or status bar), nev
 """
 from __future__ import annotations
 
+import html
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -239,7 +241,8 @@ class MainWindow(QMainWindow):
         self.quality_label.setWordWrap(True)
         self.quality_label.setToolTip("Speaker similarity: cosine of GE2E voice embeddings (resemblyzer), "
                                       "1 = the same voice. DNSMOS P.835 OVRL: predicted overall listening "
-                                      "quality, 1-5, with no reference (scored on non-overlapping 9 s windows).")
+                                      "quality, 1-5, with no reference (scored on non-overlapping 9 s windows). "
+                                      "Words: what Whisper base hears in each, and their word error rate.")
         right.addWidget(self.quality_label)
         self.plots = AudioPlots(self)
         right.addWidget(self.plots, 1)
@@ -644,7 +647,7 @@ class MainWindow(QMainWindow):
         mos = (f"<b>{r.dnsmos_before:.2f} → {r.dnsmos_after:.2f}</b> (1–5)" if r.dnsmos_after is not None
                else na("dnsmos"))
         self.quality_label.setText(f"Your voice afterwards — speaker similarity to the original: {sim} · "
-                                   f"listening quality, DNSMOS OVRL: {mos}")
+                                   f"listening quality, DNSMOS OVRL: {mos}<br>{_words_line(r, na)}")
         self.readout_ended.emit("finished")
 
     @Slot(str)
@@ -751,3 +754,14 @@ def _readout_box(row: QHBoxLayout, title: str, tip: str) -> tuple[ProbabilityBar
     lay.addWidget(label, 1)
     row.addWidget(box, 1)
     return bars, label
+
+
+def _words_line(r: readout.Readout, na) -> str:
+    """The readout's words: what Whisper base hears before and after, and how many of them changed."""
+    if r.words_before is None:
+        return f"The words, as Whisper base hears them: {na('words')}"
+    if math.isnan(r.words_changed):
+        return "The words: Whisper base hears none in the original."
+    quote = lambda text: html.escape(text.strip() or "(nothing)")  # noqa: E731
+    return (f"The words, as Whisper base hears them: “{quote(r.words_before)}” → “{quote(r.words_after)}” "
+            f"(<b>{r.words_changed:.0%}</b> changed)")

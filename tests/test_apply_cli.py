@@ -12,6 +12,7 @@ import soundfile as sf
 from cloak import batch
 from cloak.cli import main
 from cloak.emodb import EMOTIONS
+from cloak.eval.text import wer
 
 
 @pytest.fixture
@@ -49,6 +50,20 @@ def test_apply_folder_mirrors_tree_and_writes_report(folder, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["apply", str(folder), "-o", str(out), "--resume", "-q"]) == 0
     assert "0 cloaked, 2 skipped" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.requires_asr
+def test_apply_quality_reports_the_voice_and_the_words(held_out, tmp_path):
+    u = held_out[0]
+    out = tmp_path / "out"
+    assert main(["apply", str(u.path), "-o", str(out), "--mode", "subtle", "--strength", "low", "--quality", "-q"]) == 0
+    (row,) = csv.DictReader(open(out / "cloak-report.csv"))
+    assert 0.9 < float(row["speaker_similarity"]) <= 1.0  # 40 dB of noise keeps the voice ...
+    assert abs(float(row["dnsmos_after"]) - float(row["dnsmos_before"])) < 0.5
+    # ... and the words: what Whisper base hears in each, and the word error rate of one against the other
+    assert wer([u.text], [row["words_before"]]) <= 0.34
+    assert float(row["words_changed"]) == pytest.approx(wer([row["words_before"]], [row["words_after"]]))
 
 
 def test_apply_beside_input(folder):

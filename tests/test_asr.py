@@ -14,7 +14,7 @@ from cloak.audio import load_audio, to_mono
 from cloak.emodb import TEXTS
 from cloak.eval.asr import (
     ASR_RATE, ASRError, CachedTranscriber, GoogleTranscriber, SphinxTranscriber, Transcriber, TranscriptCache,
-    WhisperTranscriber, make_transcriber, to_asr_rate, transcript_key, wer_of,
+    WhisperTranscriber, make_transcriber, to_asr_rate, transcript_key, wer_of, words_heard,
 )
 from cloak.eval.text import wer
 from cloak.whisper_bundle import assemble_model_file, file_sha256, is_verified, verify_model_file
@@ -253,3 +253,40 @@ def test_wer_of_scores_one_clip_against_its_text(held_out_clips):
 def test_whisper_unknown_language_is_a_clear_error():
     with pytest.raises(ASRError, match="^whisper: .*xx"):
         WhisperTranscriber("xx").transcribe(tone(), ASR_RATE)
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_words_heard_compares_without_a_reference(held_out_clips):
+    (u, data, info), (v, other, other_info) = held_out_clips[0], next(
+        c for c in held_out_clips if c[0].text_code != held_out_clips[0][0].text_code)
+    wave = to_mono(data)
+    same = words_heard(wave, wave.copy(), info.samplerate)
+    assert same.language == "de" and wer([TEXTS[u.text_code]], [same.before]) <= 0.34
+    assert same.after == same.before and same.changed == 0.0
+    longer = np.concatenate([to_mono(other), np.zeros(other_info.samplerate // 2, np.float32)])  # lengths may differ
+    another = words_heard(wave, longer, info.samplerate)
+    assert another.before == same.before and another.changed >= 0.5
+    assert wer([TEXTS[v.text_code]], [another.after]) <= 0.34  # the other sentence, in the first one's language
+
+
+@pytest.mark.requires_asr
+@pytest.mark.slow
+def test_words_heard_beyond_one_window(held_out):
+    """Past 30 s the words are heard as the bench scores WER (faster-whisper's 30 s windows)."""
+    waves, texts = [], []
+    firsts: dict = {}  # one reading of each sentence: a window of repeats sends faster-whisper to its sampling fallback
+    for u in held_out:
+        firsts.setdefault(u.text_code, u)
+    for u in firsts.values():
+        data, info = load_audio(u.path)
+        waves.append(to_mono(data))
+        texts.append(TEXTS[u.text_code])
+    n = len(waves)
+    while sum(map(len, waves)) <= 31 * info.samplerate:  # past one window: the first sentences again, far apart
+        waves.append(waves[len(waves) - n])
+        texts.append(texts[len(texts) - n])
+    long = np.concatenate(waves)
+    heard = words_heard(long, long.copy(), info.samplerate)
+    assert heard.language == "de" and heard.after == heard.before and heard.changed == 0.0
+    assert wer([" ".join(texts)], [heard.before]) < 0.35

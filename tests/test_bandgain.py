@@ -221,7 +221,7 @@ def test_guarded_stages_share_one_transcript_per_segment(held_out, recognizer, m
 
     heard = []
     monkeypatch.setattr(WordsGuard, "transcript", lambda self, w: heard.append(len(w)) or Transcript((50258,), (50257,), ""))
-    monkeypatch.setattr(WordsGuard, "loss", lambda self, w, words: (w ** 2).mean())
+    monkeypatch.setattr(WordsGuard, "loss", lambda self, w, words, states=None: (w ** 2).mean())
     wave = _read(held_out, "08a02Fe.wav")
     mode = replace(MODES["neutral"], bands=BandGainConfig(steps=2), attack=replace(STRENGTHS["low"], steps=2, words=1.0))
     out, _ = Chain(recognizer, mode).cloak(wave, 16_000)

@@ -5,6 +5,7 @@ replaces :func:`cloak.gui.audio_device._sounddevice` with a fake module.
 """
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -28,7 +29,8 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from cloak.audio import AudioError, AudioInfo, info_for, to_model_rate  # noqa: E402
 from cloak.chain import DEFAULT_MODE, MODES  # noqa: E402
 from cloak.cloaker import STRENGTHS  # noqa: E402
-from cloak.emodb import EMOTIONS  # noqa: E402
+from cloak.emodb import EMOTIONS, TEXTS  # noqa: E402
+from cloak.eval.text import wer  # noqa: E402
 from cloak.gui import audio_device, readout, session  # noqa: E402
 from cloak.gui.window import MainWindow  # noqa: E402
 from cloak.model import load_recognizer  # noqa: E402
@@ -331,6 +333,10 @@ def test_default_cloak_shows_an_independent_judge_and_the_voice(qtbot, model, em
                      for x in (w.source.data, w.cloaked))
     assert ro.dnsmos_before == pytest.approx(before, abs=1e-6) and ro.dnsmos_after == pytest.approx(after, abs=1e-6)
     assert f"{ro.dnsmos_before:.2f} → {ro.dnsmos_after:.2f}" in w.quality_label.text()
+    # the words Whisper base hears before (the clip's sentence) and after, and how many changed
+    assert wer([TEXTS["a01"]], [ro.words_before]) <= 0.34 and ro.words_changed == wer([ro.words_before], [ro.words_after])
+    assert f"(<b>{ro.words_changed:.0%}</b> changed)" in w.quality_label.text()
+    assert html.escape(ro.words_before.strip()) in w.quality_label.text()
 
     # A/B playback and saving handle an output whose length differs from the input
     assert w.play("cloaked") and np.array_equal(fake_sd.played[-1][0], w.cloaked) and fake_sd.played[-1][1] == 16000
@@ -351,6 +357,7 @@ def test_readout_says_why_a_part_is_missing(monkeypatch, emodb_file):
     assert r.dnsmos_before is None and "onnxruntime is not installed" in r.missing["dnsmos"]
     assert r.judge_before is None and "unknown judge 'no-such-judge'" in r.missing["judge"]
     assert 0.8 < r.similarity <= 1.0 and "speaker" not in r.missing  # the same voice, quieter
+    assert wer([TEXTS["a01"]], [r.words_before]) <= 0.34 and r.words_changed == wer([r.words_before], [r.words_after])
 
 
 # --------------------------------------------------------------------------- bad input and missing pieces
