@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1280x900x24" python -m cloak.gui.screenshot docs/gui.png [AUDIO] [--demo-devices]
 
 Without AUDIO it uses a held-out EmoDB utterance (``find_emodb()``). The default mode is the
-app's (neutral at the preset's calm); ``--mode subtle --strength high`` shows the attack instead.
+app's (thorough, at the preset's calm and attack strength); ``--mode subtle --strength high`` shows the
+attack alone instead.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="PNG to write")
     p.add_argument("audio", nargs="?", help="audio file (default: EmoDB 03a01Wa.wav)")
     p.add_argument("--mode", default=None, help="cloaking mode (default: the app's default)")
-    p.add_argument("--calm", type=float, default=None, help="neutral mode: 0..1 (default: the app's)")
-    p.add_argument("--strength", default="high", help="subtle mode: attack strength preset")
+    p.add_argument("--calm", type=float, default=None, help="neutralizing modes: 0..1 (default: the app's)")
+    p.add_argument("--strength", default=None, help="attack strength preset (default: the app's)")
     p.add_argument("--size", default="1200x860", help="window size WxH")
     p.add_argument("--demo-devices", action="store_true",
                    help="pretend to have a microphone and speakers (for docs made on a machine without sound)")
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             window.set_mode(args.mode, args.calm)
         elif args.calm is not None:
             window.set_mode(window.mode_combo.currentData(), args.calm)
-        window.set_strength(args.strength)
+        if args.strength:
+            window.set_strength(args.strength)
         window.start_cloak()
         wait(window.readout_ended)  # the readout starts when the cloak ends
     wait(window.windowTitleChanged, 500)  # let the last paints happen
