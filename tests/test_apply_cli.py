@@ -63,7 +63,7 @@ def test_apply_quality_reports_the_voice_and_the_words(held_out, tmp_path):
     assert abs(float(row["dnsmos_after"]) - float(row["dnsmos_before"])) < 0.5
     # ... and the words: what Whisper base hears in each, and the word error rate of one against the other
     assert wer([u.text], [row["words_before"]]) <= 0.34
-    assert float(row["words_changed"]) == pytest.approx(wer([row["words_before"]], [row["words_after"]]))
+    assert float(row["words_changed"]) == pytest.approx(wer([row["words_before"]], [row["words_after"]]), abs=5e-5)  # 4 places
 
 
 def test_apply_beside_input(folder):
