@@ -121,8 +121,8 @@ def words_heard(clean: np.ndarray, changed: np.ndarray, sample_rate: int = ASR_R
 
     Up to 30 s each, as the words guard transcribes (:func:`cloak.words.transcribe`: a window of the
     clip and 2 s, one encoding for the language and the words; about 0.5 s a clip, a quarter of a
-    30 s window's cost), so in the thorough mode ``before`` is the transcript the guard kept;
-    longer ones as the bench scores WER (faster-whisper, 30 s windows)."""
+    30 s window's cost), so where the thorough mode's guard reads a clip in one piece (up to about 18 s)
+    ``before`` is the transcript it kept; longer ones as the bench scores WER (faster-whisper, 30 s windows)."""
     clean, changed = to_asr_rate(clean, sample_rate), to_asr_rate(changed, sample_rate)
     if max(len(clean), len(changed)) <= GUARD_MAX_S * ASR_RATE:
         before = transcribe(clean)
