@@ -210,6 +210,21 @@ def test_long_pauses_are_cut_to_the_cap_and_kept_at_strength_zero(held_out):
     assert longest_pause_s(NeutralizeConfig()) <= MAX_PAUSE_S + 0.01
 
 
+def test_edge_silence_keeps_the_silence_around_the_speech_and_cuts_the_pauses_inside(held_out):
+    wave = _read(held_out, "03a01Nc.wav")
+    half = len(wave) // 2
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(16_000).astype(np.float32)  # 1 s of room tone
+    a = analyse(np.concatenate([quiet, wave[:half], quiet, wave[half:], quiet]), 16_000)
+    active = active_frames(frame_level_db(a))
+    speech = np.flatnonzero(active)
+    kept = {edge: read_positions(a, NeutralizeConfig(edge_silence=edge)).astype(int) for edge in (0.0, 1.0)}
+    lead = {edge: int((pos < speech[0]).sum()) for edge, pos in kept.items()}
+    inside = {edge: int(((pos > speech[0]) & (pos < speech[-1]) & ~active[pos]).sum()) for edge, pos in kept.items()}
+    second_s = 1000 / FRAME_PERIOD_MS
+    assert lead[0.0] <= (MAX_PAUSE_S + 0.01) * second_s < 0.9 * second_s < lead[1.0]  # the lead-in: cut, or kept
+    assert inside[1.0] == inside[0.0] < 0.9 * second_s  # the pause inside is cut either way
+
+
 def test_neutralizer_rejects_bad_input():
     with pytest.raises(ValueError, match="mono"):
         Neutralizer()(np.zeros((100, 2), dtype=np.float32), 16_000)
