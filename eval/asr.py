@@ -25,8 +25,6 @@ import speech_recognition as sr
 
 from cloak.audio import first_line, resample
 from cloak.whisper_bundle import WHISPER_BEAM_SIZE, WHISPER_BUNDLED, WHISPER_THREADS, ASRError, load_whisper
-from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S
-from cloak.words import transcribe
 from cloak.eval.text import normalize, wer
 
 log = logging.getLogger(__name__)
@@ -123,6 +121,9 @@ def words_heard(clean: np.ndarray, changed: np.ndarray, sample_rate: int = ASR_R
     clip and 2 s, one encoding for the language and the words; about 0.5 s a clip, a quarter of a
     30 s window's cost), so where the thorough mode's guard reads a clip in one piece (up to about 18 s)
     ``before`` is the transcript it kept; longer ones as the bench scores WER (faster-whisper, 30 s windows)."""
+    from cloak.whisper_torch import MAX_SECONDS as GUARD_MAX_S  # torch, imported only when words are read
+    from cloak.words import transcribe
+
     clean, changed = to_asr_rate(clean, sample_rate), to_asr_rate(changed, sample_rate)
     if max(len(clean), len(changed)) <= GUARD_MAX_S * ASR_RATE:
         before = transcribe(clean)
