@@ -7,7 +7,8 @@ bench's figure), the similarity to the same speaker's own neutral reading of the
 mean cosine to the own enrolment and to the others, identification among all enrolled speakers
 and the equal error rate (:mod:`cloak.eval.identity`). The clean trials are the reference: a
 cloak keeps the voice the speaker's when its trials verify as well as the speaker's own
-emotional speech does. Cloaked audio comes from the bench's cache (filled here when missing).
+emotional speech does; the WORLD vocoder alone (calm 0) is the control for what re-synthesis
+itself costs. Modes run as `cloak apply` runs them; cloaked audio is cached as the bench caches it.
 
     OMP_NUM_THREADS=1 python benchmarks/voice_identity.py | tee benchmarks/results/voice_identity.txt   # ~25 min, less with the bench's cache
 """
@@ -50,11 +51,9 @@ def report(corpus: str, modes: list[str], speaker: SpeakerSimilarity) -> None:
     print(f"{corpus}: {len(trials.names)} trials by {len(set(trials.speakers))} held-out speakers, "
           f"{len(enrolments)} speakers enrolled from {len(enrol_clips)} neutral clips", flush=True)
     model = load_recognizer()
-    for name in ["clean"] + modes:
-        if name == "clean":
-            embs = clean
-        else:
-            embs = [speaker.embed(w) for w in process(Chain(model, MODES[name]), trials)]
+    conditions = {"clean": None, **{m: MODES[m] for m in modes}, "calm 0": MODES["neutral"].with_strength(0.0)}
+    for name, mode in conditions.items():
+        embs = clean if mode is None else [speaker.embed(w) for w in process(Chain(model, mode), trials)]
         to_clean = np.mean([cosine(a, b) for a, b in zip(embs, clean)])
         pairs = [(e, own_neutral[k]) for e, n, s in zip(embs, trials.names, trials.speakers)
                  if (k := sentence_key(corpus, n, s)) in own_neutral]
