@@ -11,10 +11,12 @@ emotional speech does; the WORLD vocoder alone (calm 0) is the control for what 
 itself costs. Modes run as `cloak apply` runs them; cloaked audio is cached as the bench caches it.
 
     OMP_NUM_THREADS=1 python benchmarks/voice_identity.py | tee benchmarks/results/voice_identity.txt   # ~25 min, less with the bench's cache
+    OMP_NUM_THREADS=1 python benchmarks/voice_identity.py --corpus emodb --mode neutral --without effort ...   # each cue's cost
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,6 +29,8 @@ from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
 from cloak.eval.quality import SpeakerSimilarity, cosine
 from cloak.model import load_recognizer
 
+CUES = ("pitch_range", "pitch_level", "effort", "rate", "voice_quality")
+
 
 def sentence_key(corpus: str, name: str, speaker: str) -> tuple[str, ...]:
     """Speaker and sentence of a clip (RAVDESS: statement and repetition), the same in every emotion."""
@@ -36,7 +40,7 @@ def sentence_key(corpus: str, name: str, speaker: str) -> tuple[str, ...]:
     return speaker, fields[4], fields[5]
 
 
-def report(corpus: str, modes: list[str], speaker: SpeakerSimilarity) -> None:
+def report(corpus: str, modes: list[str], without: list[str], speaker: SpeakerSimilarity) -> None:
     neutral = CORPORA[corpus].index("neutral")
     train, held = corpus_clips(corpus)
     enrol_clips = [c for c in train + held if c.label == neutral]
@@ -51,7 +55,11 @@ def report(corpus: str, modes: list[str], speaker: SpeakerSimilarity) -> None:
     print(f"{corpus}: {len(trials.names)} trials by {len(set(trials.speakers))} held-out speakers, "
           f"{len(enrolments)} speakers enrolled from {len(enrol_clips)} neutral clips", flush=True)
     model = load_recognizer()
-    conditions = {"clean": None, **{m: MODES[m] for m in modes}, "calm 0": MODES["neutral"].with_strength(0.0)}
+    neutral_mode = MODES["neutral"]
+    conditions = {"clean": None, **{m: MODES[m] for m in modes}, "calm 0": neutral_mode.with_strength(0.0),
+                  **{f"neutral without {cue}": replace(neutral_mode, neutralize=replace(neutral_mode.neutralize, **{cue: 0.0}))
+                     for cue in without}}
+    width = max(map(len, conditions))
     for name, mode in conditions.items():
         embs = clean if mode is None else [speaker.embed(w) for w in process(Chain(model, mode), trials)]
         to_clean = np.mean([cosine(a, b) for a, b in zip(embs, clean)])
@@ -59,7 +67,7 @@ def report(corpus: str, modes: list[str], speaker: SpeakerSimilarity) -> None:
                  if (k := sentence_key(corpus, n, s)) in own_neutral]
         to_neutral = np.mean([cosine(a, b) for a, b in pairs])
         r = identify(embs, trials.speakers, enrolments)
-        print(f"  {name:9s} to the clean clip {to_clean:.3f} | to the own neutral reading {to_neutral:.3f} ({len(pairs)}) | "
+        print(f"  {name:{width}s} to the clean clip {to_clean:.3f} | to the own neutral reading {to_neutral:.3f} ({len(pairs)}) | "
               f"own enrolment {r.own:.3f}, others {r.others:.3f} | top-1 of {r.speakers} {r.top1:.3f} | EER {r.eer:.3f}", flush=True)
 
 
@@ -67,11 +75,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", action="append", choices=list(CORPORA), help="corpus (repeatable; default both)")
     p.add_argument("--mode", action="append", choices=list(MODES), help=f"mode (repeatable; default {DEFAULT_MODE} and neutral)")
+    p.add_argument("--without", action="append", default=[], choices=CUES,
+                   help="also the neutral mode with this cue left out (repeatable): what each cue costs the voice")
     args = p.parse_args()
     torch.set_num_threads(1)
     speaker = SpeakerSimilarity()
     for corpus in args.corpus or list(CORPORA):
-        report(corpus, args.mode or [DEFAULT_MODE, "neutral"], speaker)
+        report(corpus, args.mode or [DEFAULT_MODE, "neutral"], args.without, speaker)
     return 0
 
 
