@@ -5,10 +5,11 @@ held-out speakers' other clips are the trials, clean and cloaked (neutral clips 
 trials: they are the enrolment). Per condition: the pairwise similarity to the clean clip (the
 bench's figure), the similarity to the same speaker's own neutral reading of the same sentence, the
 mean cosine to the own enrolment and to the others, identification among all enrolled speakers
-and the equal error rate (:mod:`cloak.eval.identity`). The clean trials are the reference: a
-cloak keeps the voice the speaker's when its trials verify as well as the speaker's own
-emotional speech does; the WORLD vocoder alone (calm 0) is the control for what re-synthesis
-itself costs. Modes run as `cloak apply` runs them; cloaked audio is cached as the bench caches it.
+(with its change from clean and that change's 95 % paired-bootstrap interval over trials) and the
+equal error rate (:mod:`cloak.eval.identity`). The clean trials are the reference: a cloak keeps
+the voice the speaker's when its trials verify as well as the speaker's own emotional speech does;
+the WORLD vocoder alone (calm 0) is the control for what re-synthesis itself costs. Modes run as
+`cloak apply` runs them; cloaked audio is cached as the bench caches it.
 
     OMP_NUM_THREADS=1 python benchmarks/voice_identity.py | tee benchmarks/results/voice_identity.txt   # ~25 min, less with the bench's cache
     OMP_NUM_THREADS=1 python benchmarks/voice_identity.py --corpus emodb --mode neutral --without effort ...   # each cue's cost
@@ -23,7 +24,7 @@ import torch
 
 from cloak.chain import DEFAULT_MODE, MODES, Chain
 from cloak.emodb import parse_name
-from cloak.eval.bench import Clips, held_out, process
+from cloak.eval.bench import Clips, bootstrap_interval, held_out, process
 from cloak.eval.identity import enrol, identify
 from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
 from cloak.eval.quality import SpeakerSimilarity, cosine
@@ -60,6 +61,7 @@ def report(corpus: str, modes: list[str], without: list[str], speaker: SpeakerSi
                   **{f"neutral without {cue}": replace(neutral_mode, neutralize=replace(neutral_mode.neutralize, **{cue: 0.0}))
                      for cue in without}}
     width = max(map(len, conditions))
+    clean_hits = None
     for name, mode in conditions.items():
         embs = clean if mode is None else [speaker.embed(w) for w in process(Chain(model, mode), trials)]
         to_clean = np.mean([cosine(a, b) for a, b in zip(embs, clean)])
@@ -67,8 +69,13 @@ def report(corpus: str, modes: list[str], without: list[str], speaker: SpeakerSi
                  if (k := sentence_key(corpus, n, s)) in own_neutral]
         to_neutral = np.mean([cosine(a, b) for a, b in pairs])
         r = identify(embs, trials.speakers, enrolments)
+        if clean_hits is None:
+            clean_hits, change = r.identified, ""
+        else:
+            lo, hi = bootstrap_interval(r.identified, clean_hits, seed=0)
+            change = f" ({r.top1 - clean_hits.mean():+.3f} [{lo:+.3f}, {hi:+.3f}])"
         print(f"  {name:{width}s} to the clean clip {to_clean:.3f} | to the own neutral reading {to_neutral:.3f} ({len(pairs)}) | "
-              f"own enrolment {r.own:.3f}, others {r.others:.3f} | top-1 of {r.speakers} {r.top1:.3f} | EER {r.eer:.3f}", flush=True)
+              f"own enrolment {r.own:.3f}, others {r.others:.3f} | top-1 of {r.speakers} {r.top1:.3f}{change} | EER {r.eer:.3f}", flush=True)
 
 
 def main() -> int:

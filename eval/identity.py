@@ -64,6 +64,7 @@ class Identity:
     eer: float  # equal error rate, own against other enrolments
     trials: int
     speakers: int
+    identified: np.ndarray  # (trials,) bool: the own enrolment scored highest
 
 
 def identify(embeddings: Sequence[np.ndarray], speakers: Sequence[str], enrolments: Mapping[str, np.ndarray]) -> Identity:
@@ -80,6 +81,7 @@ def identify(embeddings: Sequence[np.ndarray], speakers: Sequence[str], enrolmen
     own = np.array([names.index(s) for s in speakers])
     mask = np.zeros_like(scores, dtype=bool)
     mask[np.arange(len(own)), own] = True
-    return Identity(own=float(scores[mask].mean()), others=float(scores[~mask].mean()),
-                    top1=float((scores.argmax(axis=1) == own).mean()),
-                    eer=equal_error_rate(scores[mask], scores[~mask]), trials=len(own), speakers=len(names))
+    identified = scores.argmax(axis=1) == own
+    return Identity(own=float(scores[mask].mean()), others=float(scores[~mask].mean()), top1=float(identified.mean()),
+                    eer=equal_error_rate(scores[mask], scores[~mask]), trials=len(own), speakers=len(names),
+                    identified=identified)

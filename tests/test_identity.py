@@ -26,7 +26,8 @@ def test_identify_scores_own_against_other_enrolments():
     r = identify([np.array([1.0, 0.2]), np.array([0.1, 1.0])], ["a", "b"], enrolments)
     assert r.top1 == 1.0 and r.eer == 0.0 and r.own > r.others and (r.trials, r.speakers) == (2, 2)
     swapped = identify([np.array([1.0, 0.2]), np.array([0.1, 1.0])], ["b", "a"], enrolments)
-    assert swapped.top1 == 0.0 and swapped.eer == 1.0
+    assert r.identified.tolist() == [True, True]
+    assert swapped.top1 == 0.0 and swapped.eer == 1.0 and not swapped.identified.any()
 
 
 def test_bad_input_is_a_clear_error():
