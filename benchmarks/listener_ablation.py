@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -61,7 +60,7 @@ def main() -> int:
     report(f"clean, silence cut to {MAX_PAUSE_S:g} s at the ends", [trim_silence(w) for w in waves])
     neutral = MODES["neutral"]
     runs = {"neutral mode": neutral, "vocoder alone (calm 0)": neutral.with_strength(0.0),
-            **{f"neutral, without {cue}": replace(neutral, neutralize=replace(neutral.neutralize, **{cue: 0.0})) for cue in CUES},
+            **{f"neutral, without {cue}": neutral.with_settings(**{cue: 0.0}) for cue in CUES},
             f"default ({DEFAULT_MODE})": MODES[DEFAULT_MODE]}
     for name, mode in runs.items():
         chain = Chain(model, mode)

@@ -17,7 +17,6 @@ the WORLD vocoder alone (calm 0) is the control for what re-synthesis itself cos
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -29,8 +28,7 @@ from cloak.eval.identity import enrol, identify
 from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
 from cloak.eval.quality import SpeakerSimilarity, cosine
 from cloak.model import load_recognizer
-
-CUES = ("pitch_range", "pitch_level", "effort", "rate", "voice_quality")
+from listener_ablation import CUES  # benchmarks/, beside this script
 
 
 def sentence_key(corpus: str, name: str, speaker: str) -> tuple[str, ...]:
@@ -45,9 +43,9 @@ def report(corpus: str, modes: list[str], without: list[str], speaker: SpeakerSi
     neutral = CORPORA[corpus].index("neutral")
     train, held = corpus_clips(corpus)
     enrol_clips = [c for c in train + held if c.label == neutral]
-    enrolments = enrol([speaker.embed(read_wave(c.path)) for c in enrol_clips], [c.speaker for c in enrol_clips])
-    own_neutral = {sentence_key(corpus, c.path.name, c.speaker): speaker.embed(read_wave(c.path))
-                   for c in held if c.label == neutral}
+    enrol_embs = [speaker.embed(read_wave(c.path)) for c in enrol_clips]
+    enrolments = enrol(enrol_embs, [c.speaker for c in enrol_clips])
+    own_neutral = {sentence_key(corpus, c.path.name, c.speaker): e for c, e in zip(enrol_clips, enrol_embs) if c.held_out}
     clips = held_out(corpus)
     keep = [i for i, label in enumerate(clips.labels) if label != neutral]
     trials = Clips(corpus, [clips.names[i] for i in keep], [clips.waves[i] for i in keep], clips.labels[keep],
@@ -58,8 +56,7 @@ def report(corpus: str, modes: list[str], without: list[str], speaker: SpeakerSi
     model = load_recognizer()
     neutral_mode = MODES["neutral"]
     conditions = {"clean": None, **{m: MODES[m] for m in modes}, "calm 0": neutral_mode.with_strength(0.0),
-                  **{f"neutral without {cue}": replace(neutral_mode, neutralize=replace(neutral_mode.neutralize, **{cue: 0.0}))
-                     for cue in without}}
+                  **{f"neutral without {cue}": neutral_mode.with_settings(**{cue: 0.0}) for cue in without}}
     width = max(map(len, conditions))
     clean_hits = None
     for name, mode in conditions.items():

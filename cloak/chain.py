@@ -83,6 +83,12 @@ class Mode:
             raise ValueError(f"mode {self.name!r} has no neutralizer to set a strength for")
         return replace(self, neutralize=replace(self.neutralize, strength=strength))
 
+    def with_settings(self, **changes: float) -> Mode:
+        """This mode with neutralizer settings changed, e.g. ``effort=0.0`` to leave a cue out."""
+        if self.neutralize is None:
+            raise ValueError(f"mode {self.name!r} has no neutralizer settings to change")
+        return replace(self, neutralize=replace(self.neutralize, **changes))
+
     def flatten_loudness(self) -> Mode:
         """This mode with the loudness cue on: loudness dynamics flattened as far as the strength says."""
         if self.neutralize is None:

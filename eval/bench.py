@@ -79,9 +79,7 @@ class BenchConfig:
     def resolved_mode(self, strength: float | None = None, language: str | None = None) -> Mode:
         mode = MODES[self.mode]
         if self.overrides:
-            if mode.neutralize is None:
-                raise ValueError(f"mode {self.mode!r} has no neutralizer settings to change")
-            mode = replace(mode, neutralize=replace(mode.neutralize, **dict(self.overrides)))
+            mode = mode.with_settings(**dict(self.overrides))
         if self.attack is not None:
             mode = replace(mode, attack=STRENGTHS[self.attack])
         if mode.attack is not None and mode.neutralize is not None:  # crafted on the neutralizer's output: guarded

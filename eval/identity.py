@@ -62,9 +62,12 @@ class Identity:
     others: float  # mean cosine to the other enrolments
     top1: float  # fraction whose own enrolment scores highest of all
     eer: float  # equal error rate, own against other enrolments
-    trials: int
     speakers: int
     identified: np.ndarray  # (trials,) bool: the own enrolment scored highest
+
+    @property
+    def trials(self) -> int:
+        return len(self.identified)
 
 
 def identify(embeddings: Sequence[np.ndarray], speakers: Sequence[str], enrolments: Mapping[str, np.ndarray]) -> Identity:
@@ -83,5 +86,5 @@ def identify(embeddings: Sequence[np.ndarray], speakers: Sequence[str], enrolmen
     mask[np.arange(len(own)), own] = True
     identified = scores.argmax(axis=1) == own
     return Identity(own=float(scores[mask].mean()), others=float(scores[~mask].mean()), top1=float(identified.mean()),
-                    eer=equal_error_rate(scores[mask], scores[~mask]), trials=len(own), speakers=len(names),
+                    eer=equal_error_rate(scores[mask], scores[~mask]), speakers=len(names),
                     identified=identified)
