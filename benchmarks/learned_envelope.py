@@ -198,7 +198,7 @@ def main() -> int:
     print(f"trained in {time.time() - t0:.0f} s\n")
 
     clips = held_out(args.corpus)
-    judges = [load_judge(n) for n in available_judges(args.corpus) if "whisper" not in n]  # the probe crafts in thorough
+    judges = [load_judge(n) for n in available_judges(args.corpus) if "whisper" not in n]  # the probe: slow, and it crafts the default mode
     dnsmos, speaker, model = DNSMOS(), SpeakerSimilarity(), load_recognizer()
     asr = make_transcriber("whisper", language=LANGUAGES[args.corpus])
     print(f"{args.corpus} held-out ({len(clips.waves)} clips), neutral mode; accuracy per judge (lower hides more)")
