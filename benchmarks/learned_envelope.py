@@ -18,8 +18,8 @@ frame's shape pulled toward the clip's mean shape by as many dB as the converter
 accuracy (lower hides more), speaker similarity to the clean clip, DNSMOS OVRL (every 4th clip) and
 Whisper-base WER. Speakers 03+08 and RAVDESS actors 17-20 are never trained on.
 
-    OMP_NUM_THREADS=1 python benchmarks/learned_envelope.py --corpus emodb                          # ~20 min
-    OMP_NUM_THREADS=1 python benchmarks/learned_envelope.py --corpus ravdess --train emodb,ravdess  # ~35 min
+    OMP_NUM_THREADS=1 python benchmarks/learned_envelope.py --corpus emodb                          # ~30 min
+    OMP_NUM_THREADS=1 python benchmarks/learned_envelope.py --corpus ravdess --train emodb,ravdess  # ~70 min
 """
 from __future__ import annotations
 
