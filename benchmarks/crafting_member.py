@@ -1,0 +1,137 @@
+"""A RAVDESS member in the default mode's crafting ensemble: does it reach RAVDESS's independent judges?
+
+The default (thorough) mode's adversarial stage crafts against the EmoDB surrogate alone. Its
+smooth cousin, the band-gain equalizer, crossed to RAVDESS's other families once a RAVDESS-trained
+member crafted beside the surrogate (README: *Smooth adversarial parameters*). This measures the
+same for the sample-level stage: the surrogate's architecture is trained on RAVDESS actors 01-16
+(8 classes, the surrogate's recipe and seed; it crafts, so it judges nothing), and the thorough
+mode runs twice on the held-out clips: as shipped, and with the attack's objective summed over
+both members (each member's own top-3 clean classes left, its log-probabilities its logits).
+
+It prints the independent judges' accuracy (the Whisper probe is left out: it helps craft this
+mode), speaker similarity to the clean clip, DNSMOS OVRL (every 4th clip) and Whisper-base WER, then
+the paired change in each judge's probability of the true emotion (95 % bootstrap interval).
+Speakers 03+08 and RAVDESS actors 17-20 are never trained on.
+
+    OMP_NUM_THREADS=1 python benchmarks/crafting_member.py   # ~70 min on this 2-core CPU (both corpora)
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from unittest import mock
+
+import numpy as np
+import torch
+from torch import nn
+
+import cloak.attacks as attacks
+from cloak.chain import MODES, Chain
+from cloak.emodb import EMOTIONS
+from cloak.eval.asr import make_transcriber
+from cloak.eval.bench import LANGUAGES, bootstrap_interval, held_out, hiding_ratio, ratio_increase_interval
+from cloak.eval.judges import available_judges, load_judge
+from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
+from cloak.eval.quality import DNSMOS, SpeakerSimilarity
+from cloak.eval.text import word_errors
+from cloak.features import LogMel
+from cloak.model import CNNConfig, build_recognizer, load_recognizer
+from cloak.train import TrainConfig, predict_proba, train_cnn
+
+SIZES = (len(EMOTIONS), len(CORPORA["ravdess"]))
+
+
+class Members(nn.Module):
+    """The members' log-probabilities side by side: an objective reads each member's own slice."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.log_softmax(m(x), -1) for m in self.members], -1)
+
+
+def each_member(logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
+    """The shipped objective (leave the clean top-3) summed over the members' slices."""
+    bounds = np.cumsum((0, *SIZES))
+    return sum(attacks.away_from_top_k(logits[:, a:b], clean_probs[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def ravdess_member() -> nn.Module:
+    """The surrogate's architecture and recipe on RAVDESS actors 01-16; prints its held-out accuracy."""
+    train, held = corpus_clips("ravdess")
+    front = LogMel()
+    with torch.no_grad():
+        feats = [[front.log_mel(torch.from_numpy(read_wave(c.path))[None])[0] for c in cs] for cs in (train, held)]
+    cnn = train_cnn(feats[0], [c.label for c in train], TrainConfig(), CNNConfig(n_classes=SIZES[1]))
+    y = np.array([c.label for c in held])
+    pred = predict_proba(cnn, feats[1]).argmax(1)
+    print(f"RAVDESS member: held-out actors 17-20 accuracy {np.mean(pred == y):.3f}, "
+          f"UAR {np.mean([np.mean(pred[y == k] == k) for k in range(SIZES[1])]):.3f}", flush=True)
+    return build_recognizer(cnn).eval()
+
+
+def change(after: np.ndarray, before: np.ndarray) -> str:
+    """Mean paired change with its 95 % bootstrap interval (the bench's)."""
+    lo, hi = bootstrap_interval(after, before, seed=0)
+    return f"{after.mean() - before.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", default="emodb,ravdess", help="held-out clips to cloak, comma-separated (default: %(default)s)")
+    p.add_argument("--limit", type=int, help="only the first N held-out clips of each corpus")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    surrogate, member = load_recognizer(), ravdess_member()
+    mode = MODES["thorough"]
+    wide = tuple(f"class{i}" for i in range(sum(SIZES)))  # the chain's surrogate readout, as wide as the members
+    with mock.patch.dict(attacks.OBJECTIVES, {"each-member": each_member}):
+        chains = {"thorough (shipped)": lambda: (Chain(surrogate, mode), EMOTIONS),
+                  "+ RAVDESS member": lambda: (Chain(Members([surrogate, member]),
+                                                     replace(mode, attack=replace(mode.attack, objective="each-member"))),
+                                               wide)}
+        dnsmos, speaker = DNSMOS(), SpeakerSimilarity()
+        for corpus in args.corpus.split(","):
+            clips = held_out(corpus, args.limit)
+            judges = [load_judge(n) for n in available_judges(corpus) if "whisper" not in n]
+            asr = make_transcriber("whisper", language=LANGUAGES[corpus])
+            chance = 1 / len(CORPORA[corpus])
+            print(f"\n{corpus} held-out ({len(clips.waves)} clips): accuracy per judge (hiding ratio)", flush=True)
+            runs = {}
+            for name, make in (("clean", None), *chains.items()):
+                if make is None:
+                    outs = clips.waves
+                else:
+                    chain, readout = make()
+                    with mock.patch("cloak.cloaker.EMOTIONS", readout), mock.patch("cloak.chain.EMOTIONS", readout):
+                        outs = [chain.cloak(w, 16_000)[0] for w in clips.waves]
+                probs = {j.name: np.asarray(j.predict_proba(outs)) for j in judges}
+                runs[name] = run = {
+                    "hit": {j: pr.argmax(1) == clips.labels for j, pr in probs.items()},
+                    "truth": {j: pr[np.arange(len(outs)), clips.labels] for j, pr in probs.items()},
+                    "similarity": np.array([speaker.similarity(w, o) for w, o in zip(clips.waves, outs)]),
+                    "errors": word_errors(clips.texts, [asr.transcribe(o, 16_000) for o in outs])}
+                accuracy = "  ".join(f"{j} {hit.mean():.3f} ({hiding_ratio(runs['clean']['hit'][j].mean(), hit.mean(), chance):.2f})"
+                                     for j, hit in run["hit"].items())
+                errors, words = run["errors"]
+                print(f"{name:20s} {accuracy}  similarity {run['similarity'].mean():.3f}  "
+                      f"DNSMOS {np.mean([dnsmos.score(o).ovrl for o in outs[::4]]):.2f}  WER {errors.sum() / words.sum():.3f}",
+                      flush=True)
+            shipped, joined = runs["thorough (shipped)"], runs["+ RAVDESS member"]
+            print("with the member - shipped, paired over the clips (95 % bootstrap interval):")
+            for j in shipped["truth"]:
+                print(f"  {j + ' p(true emotion)':40s} {change(joined['truth'][j], shipped['truth'][j])}")
+            print(f"  {'speaker similarity':40s} {change(joined['similarity'], shipped['similarity'])}")
+            (e0, words), (e1, _) = shipped["errors"], joined["errors"]
+            lo, hi = ratio_increase_interval(e0, e1, words, seed=0)
+            print(f"  {'WER':40s} {(e1.sum() - e0.sum()) / words.sum():+.3f} [{lo:+.3f}, {hi:+.3f}]", flush=True)
+    print(f"\n{(time.time() - t0) / 60:.0f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
