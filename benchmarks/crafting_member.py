@@ -13,7 +13,7 @@ mode), speaker similarity to the clean clip, DNSMOS OVRL (every 4th clip) and Wh
 the paired change in each judge's probability of the true emotion (95 % bootstrap interval).
 Speakers 03+08 and RAVDESS actors 17-20 are never trained on.
 
-    OMP_NUM_THREADS=1 python benchmarks/crafting_member.py   # ~70 min on this 2-core CPU (both corpora)
+    OMP_NUM_THREADS=1 python benchmarks/crafting_member.py   # ~60 min on this 2-core CPU (both corpora)
 """
 from __future__ import annotations
 
