@@ -32,12 +32,12 @@ from cloak.emodb import EMOTIONS
 from cloak.eval.asr import make_transcriber
 from cloak.eval.bench import LANGUAGES, bootstrap_interval, held_out, hiding_ratio, ratio_increase_interval
 from cloak.eval.judges import available_judges, load_judge
-from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
+from cloak.eval.judges.data import CORPORA, corpus_clips
 from cloak.eval.quality import DNSMOS, SpeakerSimilarity
 from cloak.eval.text import word_errors
-from cloak.features import LogMel
+from cloak.metrics import accuracy, uar
 from cloak.model import CNNConfig, build_recognizer, load_recognizer
-from cloak.train import TrainConfig, predict_proba, train_cnn
+from cloak.train import TrainConfig, extract_features, predict_proba, train_cnn
 
 SIZES = (len(EMOTIONS), len(CORPORA["ravdess"]))
 
@@ -62,14 +62,11 @@ def each_member(logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor
 def ravdess_member() -> nn.Module:
     """The surrogate's architecture and recipe on RAVDESS actors 01-16; prints its held-out accuracy."""
     train, held = corpus_clips("ravdess")
-    front = LogMel()
-    with torch.no_grad():
-        feats = [[front.log_mel(torch.from_numpy(read_wave(c.path))[None])[0] for c in cs] for cs in (train, held)]
-    cnn = train_cnn(feats[0], [c.label for c in train], TrainConfig(), CNNConfig(n_classes=SIZES[1]))
-    y = np.array([c.label for c in held])
-    pred = predict_proba(cnn, feats[1]).argmax(1)
-    print(f"RAVDESS member: held-out actors 17-20 accuracy {np.mean(pred == y):.3f}, "
-          f"UAR {np.mean([np.mean(pred[y == k] == k) for k in range(SIZES[1])]):.3f}", flush=True)
+    cnn = train_cnn(extract_features(train), [c.label for c in train], TrainConfig(), CNNConfig(n_classes=SIZES[1]))
+    y = [c.label for c in held]
+    pred = predict_proba(cnn, extract_features(held)).argmax(1).tolist()
+    print(f"RAVDESS member: held-out actors 17-20 accuracy {accuracy(y, pred):.3f}, UAR {uar(y, pred, SIZES[1]):.3f}",
+          flush=True)
     return build_recognizer(cnn).eval()
 
 
