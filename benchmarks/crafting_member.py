@@ -29,12 +29,10 @@ from torch import nn
 import cloak.attacks as attacks
 from cloak.chain import MODES, Chain
 from cloak.emodb import EMOTIONS
-from cloak.eval.asr import make_transcriber
-from cloak.eval.bench import LANGUAGES, bootstrap_interval, held_out, hiding_ratio, ratio_increase_interval
+from cloak.eval.bench import held_out
+from cloak.eval.compare import Comparison
 from cloak.eval.judges import available_judges, load_judge
 from cloak.eval.judges.data import CORPORA, corpus_clips
-from cloak.eval.quality import DNSMOS, SpeakerSimilarity
-from cloak.eval.text import word_errors
 from cloak.metrics import accuracy, uar
 from cloak.model import CNNConfig, build_recognizer, load_recognizer
 from cloak.train import TrainConfig, extract_features, predict_proba, train_cnn
@@ -70,12 +68,6 @@ def ravdess_member() -> nn.Module:
     return build_recognizer(cnn).eval()
 
 
-def change(after: np.ndarray, before: np.ndarray) -> str:
-    """Mean paired change with its 95 % bootstrap interval (the bench's)."""
-    lo, hi = bootstrap_interval(after, before, seed=0)
-    return f"{after.mean() - before.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", default="emodb,ravdess", help="held-out clips to cloak, comma-separated (default: %(default)s)")
@@ -91,12 +83,9 @@ def main() -> int:
                   "+ RAVDESS member": lambda: (Chain(Members([surrogate, member]),
                                                      replace(mode, attack=replace(mode.attack, objective="each-member"))),
                                                wide)}
-        dnsmos, speaker = DNSMOS(), SpeakerSimilarity()
         for corpus in args.corpus.split(","):
             clips = held_out(corpus, args.limit)
-            judges = [load_judge(n) for n in available_judges(corpus) if "whisper" not in n]
-            asr = make_transcriber("whisper", language=LANGUAGES[corpus])
-            chance = 1 / len(CORPORA[corpus])
+            compare = Comparison(clips, [load_judge(n) for n in available_judges(corpus) if "whisper" not in n])
             print(f"\n{corpus} held-out ({len(clips.waves)} clips): accuracy per judge (hiding ratio)", flush=True)
             runs = {}
             for name, make in (("clean", None), *chains.items()):
@@ -106,26 +95,10 @@ def main() -> int:
                     chain, readout = make()
                     with mock.patch("cloak.cloaker.EMOTIONS", readout), mock.patch("cloak.chain.EMOTIONS", readout):
                         outs = [chain.cloak(w, 16_000)[0] for w in clips.waves]
-                probs = {j.name: np.asarray(j.predict_proba(outs)) for j in judges}
-                runs[name] = run = {
-                    "hit": {j: pr.argmax(1) == clips.labels for j, pr in probs.items()},
-                    "truth": {j: pr[np.arange(len(outs)), clips.labels] for j, pr in probs.items()},
-                    "similarity": np.array([speaker.similarity(w, o) for w, o in zip(clips.waves, outs)]),
-                    "errors": word_errors(clips.texts, [asr.transcribe(o, 16_000) for o in outs])}
-                accuracy = "  ".join(f"{j} {hit.mean():.3f} ({hiding_ratio(runs['clean']['hit'][j].mean(), hit.mean(), chance):.2f})"
-                                     for j, hit in run["hit"].items())
-                errors, words = run["errors"]
-                print(f"{name:20s} {accuracy}  similarity {run['similarity'].mean():.3f}  "
-                      f"DNSMOS {np.mean([dnsmos.score(o).ovrl for o in outs[::4]]):.2f}  WER {errors.sum() / words.sum():.3f}",
-                      flush=True)
-            shipped, joined = runs["thorough (shipped)"], runs["+ RAVDESS member"]
+                runs[name] = compare.score(outs)
+                print(compare.row(name, runs[name]), flush=True)
             print("with the member - shipped, paired over the clips (95 % bootstrap interval):")
-            for j in shipped["truth"]:
-                print(f"  {j + ' p(true emotion)':40s} {change(joined['truth'][j], shipped['truth'][j])}")
-            print(f"  {'speaker similarity':40s} {change(joined['similarity'], shipped['similarity'])}")
-            (e0, words), (e1, _) = shipped["errors"], joined["errors"]
-            lo, hi = ratio_increase_interval(e0, e1, words, seed=0)
-            print(f"  {'WER':40s} {(e1.sum() - e0.sum()) / words.sum():+.3f} [{lo:+.3f}, {hi:+.3f}]", flush=True)
+            print("\n".join(compare.changes(runs["+ RAVDESS member"], runs["thorough (shipped)"])), flush=True)
     print(f"\n{(time.time() - t0) / 60:.0f} min")
     return 0
 

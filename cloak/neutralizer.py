@@ -247,6 +247,11 @@ def pitch_floor(log_f0: np.ndarray) -> float:
     return float(np.percentile(log_f0[log_f0 > np.median(log_f0) - OCTAVE_ERROR * math.log(2)], 5))
 
 
+def neutral_pitch_level(a: Analysis) -> float:
+    """The log F0 a neutral delivery of this voice sits at: :data:`NEUTRAL_F0_OVER_FLOOR` above the clip's floor."""
+    return pitch_floor(np.log(a.f0[a.f0 > 0])) + math.log(NEUTRAL_F0_OVER_FLOOR)
+
+
 def _neutral_pitch(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
     f0 = a.f0.copy()
     voiced = f0 > 0
@@ -254,8 +259,7 @@ def _neutral_pitch(a: Analysis, cfg: NeutralizeConfig) -> np.ndarray:
         return f0
     lf = np.log(f0[voiced])
     level = float(np.median(lf))
-    target = pitch_floor(lf) + math.log(NEUTRAL_F0_OVER_FLOOR)
-    new_level = level + float(cfg.toward("pitch_level", target - level))
+    new_level = level + float(cfg.toward("pitch_level", neutral_pitch_level(a) - level))
     keep = 1.0 - cfg.amount("pitch_range")
     # Shrink the intonation (the contour smoothed over 65 ms within each voiced run) around the
     # level and keep the micro-prosody on top of it: a contour without its jitter sounds buzzy

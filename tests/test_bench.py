@@ -140,3 +140,20 @@ def test_whisper_judges_are_crafting_members_only_when_the_words_guard_crafts():
                 bench.BenchConfig(mode="neutral", band_gain=3, band_control=True), bench.BenchConfig(words_guard=False)):
         assert bench.helped_craft(cfg.resolved_mode()) == set()
     assert bench.BenchConfig(mode="neutral", band_gain=3).resolved_mode(language="en").bands.language == "en"
+
+
+def test_comparison_scores_variants_clip_by_clip(emodb_root):
+    from cloak.eval.compare import Comparison
+    from cloak.eval.judges import load_judge
+
+    clips = bench.held_out("emodb", limit=4)
+    compare = Comparison(clips, [load_judge("egemaps-svm")], dnsmos_every=2)
+    clean = compare.score(clips.waves)
+    noisy = compare.score(bench.add_noise(clips.waves, [0.0] * 4, seed=0))
+    assert clean.similarity == pytest.approx(1.0, abs=1e-5) and noisy.similarity.max() < 0.98
+    assert clean.errors.sum() <= noisy.errors.sum() and clean.words.sum() > 10
+    assert "egemaps-svm" in compare.row("clean", clean) and "(0.00)" in compare.row("clean", clean)
+    same = compare.changes(clean, clean)
+    assert len(same) == 3 and all(line.endswith("+0.000 [+0.000, +0.000]") for line in same)
+    similarity = next(line for line in compare.changes(noisy, clean) if "similarity" in line)
+    assert similarity.split()[2].startswith("-")
