@@ -35,6 +35,7 @@ from cloak.eval.compare import Comparison
 from cloak.eval.judges import available_judges, load_judge
 from cloak.eval.judges.data import CORPORA, corpus_clips, read_wave
 from cloak.model import load_recognizer
+from neutral_reference import band_shape  # benchmarks/, beside this script
 
 SEMITONE = math.log(2) / 12
 RIDGE = 10.0
@@ -47,9 +48,7 @@ def pitch_features(a: nz.Analysis) -> np.ndarray | None:
     if voiced.sum() < 10:
         return None
     lf = np.log(a.f0[voiced])
-    db = 10 * np.log10(a.sp[voiced] + 1e-20) @ nz.band_matrix(a.freqs).T
-    return np.concatenate([np.percentile(lf, [5, 25, 50, 75, 95]), [nz.pitch_floor(lf)],
-                           (db - db.mean(axis=1, keepdims=True)).mean(axis=0)])
+    return np.concatenate([np.percentile(lf, [5, 25, 50, 75, 95]), [nz.pitch_floor(lf)], band_shape(a, voiced)])
 
 
 class Ridge:

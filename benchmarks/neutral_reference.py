@@ -21,8 +21,14 @@ import numpy as np
 import soundfile as sf
 
 from cloak.emodb import EMOTIONS, find_emodb, load_emodb, split
-from cloak.neutralizer import (EFFORT_EDGES_HZ, active_frames, analyse, band_aperiodicity_db, band_matrix,
+from cloak.neutralizer import (EFFORT_EDGES_HZ, Analysis, active_frames, analyse, band_aperiodicity_db, band_matrix,
                                effort_coordinates, frame_level_db, pitch_floor, syllable_rate)
+
+
+def band_shape(a: Analysis, frames: np.ndarray) -> np.ndarray:
+    """Mean envelope of ``frames`` in the effort bands (dB), each frame's own mean level removed."""
+    db = 10 * np.log10(a.sp[frames] + 1e-20) @ band_matrix(a.freqs).T
+    return (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
 
 
 def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -33,8 +39,7 @@ def measure(path) -> tuple[float, float, np.ndarray, np.ndarray]:
     rate, _ = syllable_rate(a)
     voiced = (a.f0 > 0) & active_frames(frame_level_db(a))
     lf = np.log(a.f0[a.f0 > 0])
-    db = 10 * np.log10(a.sp[voiced] + 1e-20) @ band_matrix(a.freqs).T
-    shape = (db - db.mean(axis=1, keepdims=True)).mean(axis=0)
+    shape = band_shape(a, voiced)
     over_floor = float(np.median(lf) - pitch_floor(lf))
     cues = np.array([over_floor, np.log(max(rate, 1e-3)), *np.median(effort_coordinates(a)[voiced], axis=0),
                      *band_aperiodicity_db(a, voiced)])
